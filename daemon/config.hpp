@@ -1,0 +1,80 @@
+#pragma once
+// emberd's whole configuration: one typed struct per TOML section, each
+// owned by the library that uses it (smtp::Limits, queue::StoreConfig, ...),
+// gathered here. load_config() parses ember.toml into it, reporting every
+// problem as `file:line: message`; it never throws and never half-applies:
+// the caller swaps the whole Config or keeps the old one.
+
+#include "core/diagnostics.hpp"
+#include "core/log.hpp"
+#include "core/net.hpp"
+#include "core/units.hpp"
+#include "queue/store.hpp"
+#include "smtp/server_config.hpp"
+
+#include <chrono>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace ember::daemon {
+
+using namespace std::chrono_literals;
+
+struct ServerConfig {
+    std::string hostname;                  // "" = the machine's host name (gethostname)
+    std::string data_dir = "/var/lib/ember"; // LMDB environment
+    core::log::Level log_level = core::log::Level::Info;
+    core::Duration shutdown_grace = 30s;   // SIGTERM: how long open sessions may finish
+    std::uint32_t io_threads = 1;          // reserved for multi-threaded I/O; 1 today
+};
+
+struct TlsConfig {
+    std::string cert; // PEM certificate chain
+    std::string key;  // PEM private key
+    std::string min_version = "1.2"; // "1.2" or "1.3"
+};
+
+struct AuthConfig {
+    std::string users_file; // user:crypt-hash lines; "" = no AUTH users
+    std::vector<core::Cidr> trusted_networks; // may relay without AUTH
+};
+
+struct HttpConfig {
+    std::optional<core::Endpoint> listen; // metrics, health; unset = no HTTP listener
+    std::string public_url;
+};
+
+struct AdminConfig {
+    std::string socket = "/run/ember/admin.sock";
+};
+
+struct Config {
+    std::string file; // the path it was loaded from
+    ServerConfig server;
+    std::vector<smtp::ListenerConfig> listeners;
+    smtp::Limits smtp;
+    TlsConfig tls;
+    AuthConfig auth;
+    queue::StoreConfig queue; // queue.data_dir mirrors server.data_dir
+    HttpConfig http;
+    AdminConfig admin;
+};
+
+// Parses and validates FILE (syntax, types, bounds, unknown keys, cross-field
+// rules, readable TLS and users files). nullopt when `diag` holds errors.
+[[nodiscard]] std::optional<Config> load_config(const std::string& path, core::Diagnostics& diag);
+
+// The effective configuration as TOML (`emberd --dump-config`).
+[[nodiscard]] std::string dump_config(const Config& config);
+
+// Every section and key the loader knows, with the documented default of each
+// key (dump of a default struct): drives the man page test.
+struct KeyDoc {
+    std::string section; // "server", "listener", "smtp", ...
+    std::string key;
+    std::string default_value;
+};
+[[nodiscard]] std::vector<KeyDoc> documented_keys();
+
+} // namespace ember::daemon
