@@ -2,7 +2,10 @@
 # One folder = one static library = one namespace. Warnings are shared here.
 function(ember_warnings target)
     target_compile_options(${target} PRIVATE -Wall -Wextra -Wshadow -Wnon-virtual-dtor
-                           -Wold-style-cast -Wcast-align -Woverloaded-virtual)
+                           -Wold-style-cast -Wcast-align -Woverloaded-virtual
+                           # g++ 12 false positive on Asio's coroutine frame allocator
+                           # (awaitable_frame_base::operator delete, GCC bug 109224).
+                           -Wno-mismatched-new-delete)
     if(EMBER_WERROR)
         target_compile_options(${target} PRIVATE -Werror)
     endif()

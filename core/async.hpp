@@ -10,6 +10,7 @@
 //   thread pool and resumes the coroutine on its own executor, keeping the
 //   event loop responsive.
 
+#include <boost/asio/associated_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/executor_work_guard.hpp>
@@ -39,26 +40,28 @@ void spawn(Executor executor, boost::asio::awaitable<void> task, std::string nam
                           });
 }
 
+// Not a coroutine itself on purpose: g++ 12 relocates lambda temporaries
+// that live across a co_await with memcpy, which corrupts captured
+// std::strings. async_initiate hands the initiation to Asio's own frame.
 template <typename Fn>
 boost::asio::awaitable<std::invoke_result_t<Fn&>>
 offload(boost::asio::thread_pool::executor_type pool, Fn fn) {
     using Result = std::invoke_result_t<Fn&>;
-    auto home = co_await boost::asio::this_coro::executor;
-    co_return co_await boost::asio::async_initiate<const boost::asio::use_awaitable_t<>&,
-                                                   void(Result)>(
-        [pool, home, fn = std::move(fn)](auto handler) mutable {
+    return boost::asio::async_initiate<const boost::asio::use_awaitable_t<>&, void(Result)>(
+        [pool](auto handler, Fn work_fn) {
+            auto home = boost::asio::get_associated_executor(handler);
             auto work = boost::asio::make_work_guard(home);
             boost::asio::post(pool, [handler = std::move(handler), work = std::move(work),
-                                     fn = std::move(fn)]() mutable {
-                Result result = fn();
+                                     work_fn = std::move(work_fn)]() mutable {
+                Result result = work_fn();
                 auto target = work.get_executor();
-                boost::asio::post(target, [handler = std::move(handler),
-                                           result = std::move(result)]() mutable {
-                    std::move(handler)(std::move(result));
-                });
+                boost::asio::post(
+                    target, [handler = std::move(handler), result = std::move(result)]() mutable {
+                        std::move(handler)(std::move(result));
+                    });
             });
         },
-        boost::asio::use_awaitable);
+        boost::asio::use_awaitable, std::move(fn));
 }
 
 } // namespace ember::core

@@ -14,7 +14,8 @@ std::size_t edit_distance(std::string_view a, std::string_view b) {
         row[0] = i;
         for (std::size_t j = 1; j <= b.size(); ++j) {
             const std::size_t above = row[j];
-            row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
+            row[j] =
+                std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
             diagonal = above;
         }
     }
@@ -23,13 +24,20 @@ std::size_t edit_distance(std::string_view a, std::string_view b) {
 
 std::string type_name(const toml::value& v) {
     switch (v.type()) {
-    case toml::value_t::boolean: return "a boolean";
-    case toml::value_t::integer: return "an integer";
-    case toml::value_t::floating: return "a float";
-    case toml::value_t::string: return "a string";
-    case toml::value_t::array: return "an array";
-    case toml::value_t::table: return "a table";
-    default: return "a date or time";
+    case toml::value_t::boolean:
+        return "a boolean";
+    case toml::value_t::integer:
+        return "an integer";
+    case toml::value_t::floating:
+        return "a float";
+    case toml::value_t::string:
+        return "a string";
+    case toml::value_t::array:
+        return "an array";
+    case toml::value_t::table:
+        return "a table";
+    default:
+        return "a date or time";
     }
 }
 
@@ -123,8 +131,9 @@ bool read_duration(const toml::value& v, Duration min, Duration max, Duration& o
         return false;
     const auto d = parse_duration(text);
     if (!d) {
-        ctx.error(v, "invalid duration " + quote(text) + " (use e.g. \"250ms\", \"30s\", \"5m\", "
-                                                          "\"4h\", \"5d\")");
+        ctx.error(v, "invalid duration " + quote(text) +
+                         " (use e.g. \"250ms\", \"30s\", \"5m\", "
+                         "\"4h\", \"5d\")");
         return false;
     }
     if (*d < min || *d > max) {

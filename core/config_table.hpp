@@ -86,8 +86,7 @@ template <typename S> std::string dump_table(const Table<S>& fields, const S& va
 [[nodiscard]] bool read_string_list(const toml::value& v, std::vector<std::string>& out,
                                     const Context& ctx);
 [[nodiscard]] bool read_endpoint(const toml::value& v, Endpoint& out, const Context& ctx);
-[[nodiscard]] bool read_cidr_list(const toml::value& v, std::vector<Cidr>& out,
-                                  const Context& ctx);
+[[nodiscard]] bool read_cidr_list(const toml::value& v, std::vector<Cidr>& out, const Context& ctx);
 // A path; relative paths are made absolute against ctx.base_dir.
 [[nodiscard]] bool read_path(const toml::value& v, std::string& out, const Context& ctx);
 
@@ -106,7 +105,9 @@ Field<S> string_field(std::string key, std::string S::*member, bool allow_empty 
                 }
                 s.*member = std::move(value);
             },
-            [member](const S& s) { return quote(s.*member); }};
+            [member](const S& s) {
+                return quote(s.*member);
+            }};
 }
 
 template <typename S> Field<S> path_field(std::string key, std::string S::*member) {
@@ -116,7 +117,9 @@ template <typename S> Field<S> path_field(std::string key, std::string S::*membe
                 if (read_path(v, value, ctx))
                     s.*member = std::move(value);
             },
-            [member](const S& s) { return quote(s.*member); }};
+            [member](const S& s) {
+                return quote(s.*member);
+            }};
 }
 
 template <typename S, typename Int>
@@ -127,7 +130,9 @@ Field<S> integer_field(std::string key, Int S::*member, std::int64_t min, std::i
                 if (read_integer(v, min, max, value, ctx))
                     s.*member = static_cast<Int>(value);
             },
-            [member](const S& s) { return std::to_string(s.*member); }};
+            [member](const S& s) {
+                return std::to_string(s.*member);
+            }};
 }
 
 template <typename S> Field<S> bool_field(std::string key, bool S::*member) {
@@ -137,7 +142,9 @@ template <typename S> Field<S> bool_field(std::string key, bool S::*member) {
                 if (read_bool(v, value, ctx))
                     s.*member = value;
             },
-            [member](const S& s) { return std::string(s.*member ? "true" : "false"); }};
+            [member](const S& s) {
+                return std::string(s.*member ? "true" : "false");
+            }};
 }
 
 template <typename S>
@@ -148,7 +155,9 @@ Field<S> duration_field(std::string key, Duration S::*member, Duration min, Dura
                 if (read_duration(v, min, max, value, ctx))
                     s.*member = value;
             },
-            [member](const S& s) { return quote(format_duration(s.*member)); }};
+            [member](const S& s) {
+                return quote(format_duration(s.*member));
+            }};
 }
 
 template <typename S>
@@ -159,7 +168,9 @@ Field<S> size_field(std::string key, ByteSize S::*member, ByteSize min, ByteSize
                 if (read_size(v, min, max, value, ctx))
                     s.*member = value;
             },
-            [member](const S& s) { return quote(format_byte_size(s.*member)); }};
+            [member](const S& s) {
+                return quote(format_byte_size(s.*member));
+            }};
 }
 
 template <typename S> Field<S> endpoint_field(std::string key, Endpoint S::*member) {
@@ -169,7 +180,9 @@ template <typename S> Field<S> endpoint_field(std::string key, Endpoint S::*memb
                 if (read_endpoint(v, value, ctx))
                     s.*member = std::move(value);
             },
-            [member](const S& s) { return quote((s.*member).to_string()); }};
+            [member](const S& s) {
+                return quote((s.*member).to_string());
+            }};
 }
 
 template <typename S> Field<S> cidr_list_field(std::string key, std::vector<Cidr> S::*member) {
@@ -195,7 +208,9 @@ Field<S> string_list_field(std::string key, std::vector<std::string> S::*member)
                 if (read_string_list(v, value, ctx))
                     s.*member = std::move(value);
             },
-            [member](const S& s) { return quote_list(s.*member); }};
+            [member](const S& s) {
+                return quote_list(s.*member);
+            }};
 }
 
 template <typename S, typename E>
@@ -213,7 +228,8 @@ Field<S> enum_field(std::string key, E S::*member, std::vector<std::pair<std::st
                     }
                     choices += (choices.empty() ? "" : ", ") + name;
                 }
-                ctx.error(v, key + ": unknown value " + quote(value) + " (one of: " + choices + ")");
+                ctx.error(v,
+                          key + ": unknown value " + quote(value) + " (one of: " + choices + ")");
             },
             [member, names](const S& s) {
                 for (const auto& [name, e] : names) {

@@ -25,8 +25,8 @@ enum NotifyFlag : std::uint8_t {
 };
 
 struct RecipientSpec {
-    std::string address;  // forward-path without angle brackets
-    std::string orcpt;    // ORCPT as "addr-type;address", xtext decoded; empty if absent
+    std::string address; // forward-path without angle brackets
+    std::string orcpt;   // ORCPT as "addr-type;address", xtext decoded; empty if absent
     std::uint8_t notify = 0;
     friend bool operator==(const RecipientSpec&, const RecipientSpec&) = default;
 };

@@ -19,10 +19,14 @@ bool journal_attached() {
 
 int syslog_priority(Level level) {
     switch (level) {
-    case Level::Debug: return 7;
-    case Level::Info: return 6;
-    case Level::Warning: return 4;
-    case Level::Error: return 3;
+    case Level::Debug:
+        return 7;
+    case Level::Info:
+        return 6;
+    case Level::Warning:
+        return 4;
+    case Level::Error:
+        return 3;
     }
     return 6;
 }
@@ -69,17 +73,25 @@ bool parse_level(std::string_view text, Level& out) {
 
 std::string_view level_name(Level level) {
     switch (level) {
-    case Level::Debug: return "debug";
-    case Level::Info: return "info";
-    case Level::Warning: return "warning";
-    case Level::Error: return "error";
+    case Level::Debug:
+        return "debug";
+    case Level::Info:
+        return "info";
+    case Level::Warning:
+        return "warning";
+    case Level::Error:
+        return "error";
     }
     return "info";
 }
 
-void set_level(Level level) { g_level.store(level, std::memory_order_relaxed); }
+void set_level(Level level) {
+    g_level.store(level, std::memory_order_relaxed);
+}
 
-bool enabled(Level level) { return level >= g_level.load(std::memory_order_relaxed); }
+bool enabled(Level level) {
+    return level >= g_level.load(std::memory_order_relaxed);
+}
 
 void write(Level level, std::string_view event, std::string_view fields) {
     std::string line;

@@ -30,8 +30,7 @@ void write(Level level, std::string_view event, std::string_view fields);
 [[nodiscard]] std::string q(std::string_view value);
 
 template <typename... Args>
-void emit(Level level, std::string_view event, fmt::format_string<Args...> fields,
-          Args&&... args) {
+void emit(Level level, std::string_view event, fmt::format_string<Args...> fields, Args&&... args) {
     if (!enabled(level))
         return;
     write(level, event, fmt::format(fields, std::forward<Args>(args)...));

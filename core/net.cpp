@@ -61,7 +61,8 @@ std::optional<Cidr> Cidr::parse(std::string_view text) {
     unsigned prefix = max_prefix;
     if (slash != std::string_view::npos) {
         const auto digits = text.substr(slash + 1);
-        const auto [ptr, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), prefix);
+        const auto [ptr, ec] =
+            std::from_chars(digits.data(), digits.data() + digits.size(), prefix);
         if (ec != std::errc{} || ptr != digits.data() + digits.size() || digits.empty() ||
             prefix > max_prefix)
             return std::nullopt;

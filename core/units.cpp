@@ -20,11 +20,8 @@ constexpr std::array<Unit, 6> kDurationUnits{{{"ms", 1},
                                               {"d", 86'400'000},
                                               {"w", 604'800'000}}};
 
-constexpr std::array<Unit, 5> kSizeUnits{{{"", 1},
-                                          {"k", 1ull << 10},
-                                          {"M", 1ull << 20},
-                                          {"G", 1ull << 30},
-                                          {"T", 1ull << 40}}};
+constexpr std::array<Unit, 5> kSizeUnits{
+    {{"", 1}, {"k", 1ull << 10}, {"M", 1ull << 20}, {"G", 1ull << 30}, {"T", 1ull << 40}}};
 
 std::optional<std::uint64_t> leading_number(std::string_view& text) {
     std::uint64_t value = 0;
