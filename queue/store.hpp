@@ -19,6 +19,20 @@
 // Threads: commit() may be called from any thread; `done` runs on the
 // committer thread. Reads (load, list, summary) open their own read
 // transactions (MDB_NOTLS) and may run on any thread.
+//
+// Additions to the first sketch (see queue/README.md):
+//   - commit() after the destructor began answers ShuttingDown at once, on
+//     the caller's thread (there is no committer left to run `done`);
+//   - `done` must not throw, and must not block for long: the next batch
+//     waits for it (waiting inside it for another commit deadlocks);
+//   - on write, recipients[] are the truth: envelope.recipients is ignored
+//     (if recipients[] is empty it is built from envelope.recipients, all
+//     Queued), size is set to content.size(), and a pending recipient with
+//     next_attempt_ms == 0 is stored due at received_at_ms (or the commit
+//     time when that is 0 too). load() fills envelope.recipients from
+//     recipients[]. A message with id 0 or no recipients at all fails with
+//     IoError (it could never be delivered, so it must not be acknowledged);
+//   - due() and update_recipient() for the scheduler.
 
 #include "core/units.hpp"
 #include "queue/record.hpp"
@@ -45,7 +59,7 @@ enum class CommitStatus { Ok, MapFull, DiskFull, IoError, ShuttingDown };
 
 struct CommitResult {
     CommitStatus status = CommitStatus::Ok;
-    std::string detail; // LMDB / OS error text when status != Ok
+    std::string detail;           // LMDB / OS error text when status != Ok
     std::uint64_t batch_size = 0; // how many requests shared the transaction
 };
 
@@ -60,6 +74,15 @@ struct ListFilter {
     std::optional<std::string> domain;
     std::optional<RecipientState> state;
     std::size_t limit = 100;
+};
+
+// A pending recipient whose next attempt is due, from the `due` index.
+struct DueRecipient {
+    QueueId id = 0;
+    std::uint32_t index = 0; // position in Message::recipients
+    std::string domain;      // lowercased destination domain
+    std::int64_t next_attempt_ms = 0;
+    friend bool operator==(const DueRecipient&, const DueRecipient&) = default;
 };
 
 class Store {
@@ -87,6 +110,14 @@ public:
 
     // Recipients per state, kept up to date by commit/remove (for metrics).
     [[nodiscard]] std::map<RecipientState, std::uint64_t> counts() const;
+
+    // Pending recipients with next attempt <= now_ms, earliest first, at most `limit`.
+    [[nodiscard]] std::vector<DueRecipient> due(std::int64_t now_ms, std::size_t limit) const;
+    // Rewrites one recipient and moves its due/domains index entries (dropped
+    // when it is no longer pending), in its own synchronous transaction.
+    // Empty on success, else the reason (unknown recipient, LMDB error).
+    [[nodiscard]] std::string update_recipient(QueueId id, std::uint32_t index,
+                                               const Recipient& recipient);
 
     class Impl;
 

@@ -1,0 +1,940 @@
+#include "queue/store.hpp"
+
+#include "core/log.hpp"
+#include "queue/lmdb.hpp"
+
+#include <fmt/core.h>
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <filesystem>
+#include <limits>
+#include <mutex>
+#include <thread>
+#include <utility>
+
+#include <sys/stat.h>
+
+namespace ember::queue {
+namespace log = core::log;
+
+namespace {
+
+constexpr std::size_t kStates = 5;
+using StateCounts = std::array<std::int64_t, kStates>;
+
+constexpr unsigned kMaxDbs = 8; // six today, room for one or two more without a reopen
+constexpr std::uint32_t kSchemaVersion = 1;
+constexpr std::string_view kSchemaKey = "schema_version";
+// A batch stops growing past this many content bytes (a single request is
+// always taken): LMDB caps one transaction's dirty pages (MDB_TXN_FULL near
+// 512 MiB with 4k pages), and one huge batch would delay everyone's 250.
+constexpr std::size_t kMaxBatchBytes = std::size_t{64} << 20;
+// RFC 5321 4.5.3.1.2: a domain is at most 255 octets. The bound also keeps
+// domains-index keys far below LMDB's 511-byte key limit.
+constexpr std::size_t kMaxDomain = 255;
+constexpr std::size_t kIdBytes = 8;
+constexpr std::size_t kIndexBytes = 4;
+
+// Keys are big-endian so that LMDB's memcmp order is numeric order.
+void append_be(std::string& out, std::uint64_t v, std::size_t bytes) {
+    for (std::size_t i = bytes; i-- > 0;)
+        out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+}
+
+std::uint64_t read_be(std::string_view in) {
+    std::uint64_t v = 0;
+    for (const char c : in)
+        v = (v << 8) | static_cast<unsigned char>(c);
+    return v;
+}
+
+std::string id_key(QueueId id) {
+    std::string k;
+    append_be(k, id, kIdBytes);
+    return k;
+}
+
+std::string recipient_key(QueueId id, std::uint32_t index) {
+    auto k = id_key(id);
+    append_be(k, index, kIndexBytes);
+    return k;
+}
+
+std::string due_key(std::int64_t at_ms, QueueId id, std::uint32_t index) {
+    std::string k;
+    append_be(k, static_cast<std::uint64_t>(std::max<std::int64_t>(at_ms, 0)), 8);
+    append_be(k, id, kIdBytes);
+    append_be(k, index, kIndexBytes);
+    return k;
+}
+
+std::string domain_prefix(std::string_view domain) {
+    std::string k(domain);
+    k.push_back('\0');
+    return k;
+}
+
+std::string domain_key(std::string_view domain, QueueId id, std::uint32_t index) {
+    auto k = domain_prefix(domain);
+    append_be(k, id, kIdBytes);
+    append_be(k, index, kIndexBytes);
+    return k;
+}
+
+// An admin's "Example.COM" names the same destination as "example.com".
+std::string lower_domain(std::string_view domain) {
+    return core::address_domain("@" + std::string(domain));
+}
+
+std::int64_t now_ms() {
+    using namespace std::chrono;
+    return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
+}
+
+std::string_view status_name(CommitStatus s) {
+    switch (s) {
+    case CommitStatus::Ok:
+        return "ok";
+    case CommitStatus::MapFull:
+        return "map_full";
+    case CommitStatus::DiskFull:
+        return "disk_full";
+    case CommitStatus::IoError:
+        return "io_error";
+    case CommitStatus::ShuttingDown:
+        return "shutting_down";
+    }
+    return "unknown";
+}
+
+// ENOSPC and EDQUOT both mean "no room on the disk" to the client: retry later.
+CommitResult failure(const lmdb::Status& st, std::uint64_t batch_size) {
+    auto status = CommitStatus::IoError;
+    if (st.is(MDB_MAP_FULL))
+        status = CommitStatus::MapFull;
+    else if (st.is(ENOSPC) || st.is(EDQUOT))
+        status = CommitStatus::DiskFull;
+    return CommitResult{status, st.message(), batch_size};
+}
+
+CommitResult rejected(std::string why) {
+    return CommitResult{CommitStatus::IoError, std::move(why), 0};
+}
+
+// Visits keys >= `from` (all keys when empty) in order until visit() returns
+// false. The cursor lives only inside this call, so a write transaction may
+// commit afterwards.
+template <typename Visit>
+lmdb::Status scan(const lmdb::Txn& txn, lmdb::Dbi dbi, std::string_view from, Visit&& visit) {
+    lmdb::Cursor cursor;
+    if (auto st = lmdb::Cursor::open(txn, dbi, cursor); !st.ok())
+        return st;
+    std::string_view key;
+    std::string_view value;
+    auto st = from.empty() ? cursor.get(MDB_FIRST, key, value) : cursor.seek(from, key, value);
+    for (; st.ok(); st = cursor.get(MDB_NEXT, key, value)) {
+        if (!visit(key, value))
+            return {};
+    }
+    return st.is(MDB_NOTFOUND) ? lmdb::Status{} : st;
+}
+
+// Applies the write-side rules of store.hpp; the reason when the message
+// must not be acknowledged.
+std::optional<std::string> normalize(Message& m, std::size_t content_size, std::int64_t now) {
+    if (m.id == 0)
+        return "message has no queue id";
+    if (m.recipients.empty()) {
+        for (const auto& spec : m.envelope.recipients) {
+            Recipient r;
+            r.spec = spec;
+            m.recipients.push_back(std::move(r));
+        }
+    }
+    if (m.recipients.empty())
+        return "message has no recipients";
+    if (m.recipients.size() > std::numeric_limits<std::uint32_t>::max())
+        return "too many recipients";
+    m.size = content_size;
+    const auto due_at = m.submission.received_at_ms > 0 ? m.submission.received_at_ms : now;
+    for (auto& r : m.recipients) {
+        if (core::address_domain(r.spec.address).size() > kMaxDomain)
+            return fmt::format("recipient domain longer than {} octets", kMaxDomain);
+        if (is_pending(r.state) && r.next_attempt_ms == 0)
+            r.next_attempt_ms = due_at;
+    }
+    return std::nullopt;
+}
+
+} // namespace
+
+class Store::Impl {
+public:
+    explicit Impl(StoreConfig config) : config_(std::move(config)) {}
+    ~Impl() { shutdown(); }
+    Impl(const Impl&) = delete;
+    Impl& operator=(const Impl&) = delete;
+
+    [[nodiscard]] std::string open();
+    void start() {
+        committer_ = std::thread([this] { run(); });
+    }
+    // Answers everything already queued, then stops the committer. Idempotent.
+    void shutdown();
+
+    [[nodiscard]] QueueId next_id();
+    void commit(Message message, std::string content, std::function<void(CommitResult)> done);
+
+    [[nodiscard]] std::optional<Message> load(QueueId id) const;
+    [[nodiscard]] std::optional<std::string> load_content(QueueId id) const;
+    [[nodiscard]] std::vector<Message> list(const ListFilter& filter) const;
+    [[nodiscard]] QueueSummary summary() const;
+    [[nodiscard]] bool remove(QueueId id, std::string& error);
+    [[nodiscard]] std::map<RecipientState, std::uint64_t> counts() const;
+    [[nodiscard]] std::vector<DueRecipient> due(std::int64_t now, std::size_t limit) const;
+    [[nodiscard]] std::string update_recipient(QueueId id, std::uint32_t index, Recipient rcpt);
+
+private:
+    struct Put {
+        lmdb::Dbi dbi;
+        std::string key;
+        std::string value;
+    };
+    // A commit() call, encoded on the caller's thread so the committer only writes.
+    struct Request {
+        QueueId id = 0;
+        std::string header;
+        std::string content;
+        std::vector<Put> rows; // recipients and their index entries
+        StateCounts delta{};
+        std::optional<CommitResult> rejected; // answered without writing
+        std::function<void(CommitResult)> done;
+    };
+
+    std::string open_env();
+    std::string init_databases();
+    std::string check_schema(lmdb::Txn& txn);
+    std::string scan_existing();
+    std::string fail(std::string_view what, const lmdb::Status& st) const;
+
+    Request prepare(Message m, std::string content, std::function<void(CommitResult)> done);
+    void add_rows(std::vector<Put>& rows, QueueId id, std::uint32_t index, const Recipient& r);
+    void run();
+    std::vector<Request> take_batch();
+    void write_batch(std::vector<Request>& batch);
+    bool write_together(std::vector<Request>& batch, std::vector<CommitResult>& results);
+    CommitResult write_alone(const Request& r);
+    lmdb::Status put_request(lmdb::Txn& txn, const Request& r) const;
+    lmdb::Status drop_indexes(lmdb::Txn& txn, QueueId id, std::uint32_t index,
+                              const Recipient& r) const;
+    void add_counts(const StateCounts& delta);
+    void observe_id(QueueId id);
+
+    bool begin_read(lmdb::Txn& txn) const;
+    std::optional<Message> load_in(const lmdb::Txn& txn, QueueId id) const;
+    bool load_recipients(const lmdb::Txn& txn, QueueId id, std::vector<Recipient>& out) const;
+    template <typename Add>
+    lmdb::Status list_pending_by_domain(const lmdb::Txn& txn, const ListFilter& f, Add&& add) const;
+    template <typename Add>
+    lmdb::Status list_by_recipient(const lmdb::Txn& txn, const ListFilter& f, Add&& add) const;
+
+    StoreConfig config_;
+    lmdb::Env env_;
+    struct {
+        lmdb::Dbi messages = 0, recipients = 0, content = 0, due = 0, domains = 0, meta = 0;
+    } db_;
+    std::array<std::atomic<std::int64_t>, kStates> counts_{};
+
+    std::mutex id_mu_;
+    QueueId last_id_ = 0; // guarded by id_mu_
+
+    std::mutex mu_;
+    std::condition_variable cv_;
+    std::deque<Request> waiting_; // guarded by mu_
+    bool stopping_ = false;       // guarded by mu_
+    std::thread committer_;
+};
+
+// ---- open -------------------------------------------------------------------
+
+namespace {
+
+// Creates missing components with 0700: the queue holds other people's mail.
+std::string ensure_directory(const std::string& dir) {
+    namespace fs = std::filesystem;
+    if (dir.empty())
+        return "queue: data_dir is empty";
+    std::error_code ec;
+    if (fs::is_directory(dir, ec))
+        return {};
+    fs::path partial;
+    for (const auto& part : fs::path(dir)) {
+        partial /= part;
+        if (::mkdir(partial.c_str(), 0700) != 0 && errno != EEXIST)
+            return fmt::format("queue: cannot create {}: {}", partial.string(),
+                               std::error_code(errno, std::generic_category()).message());
+    }
+    if (!fs::is_directory(dir, ec))
+        return fmt::format("queue: data_dir {} is not a directory", dir);
+    return {};
+}
+
+} // namespace
+
+std::string Store::Impl::fail(std::string_view what, const lmdb::Status& st) const {
+    return fmt::format("queue: {}: {}: {}", config_.data_dir, what, st.message());
+}
+
+std::string Store::Impl::open() {
+    if (auto e = ensure_directory(config_.data_dir); !e.empty())
+        return e;
+    if (auto e = open_env(); !e.empty())
+        return e;
+    if (auto e = init_databases(); !e.empty())
+        return e;
+    return scan_existing();
+}
+
+// Default flags keep LMDB's durable sync (fsync at every commit): never
+// MDB_NOSYNC, MDB_NOMETASYNC or MDB_WRITEMAP|MDB_MAPASYNC. MDB_NOTLS ties
+// reader slots to transactions, not threads, so reads may hop threads.
+std::string Store::Impl::open_env() {
+    if (auto st = lmdb::create_env(env_); !st.ok())
+        return fail("mdb_env_create", st);
+    if (auto st = lmdb::Status{mdb_env_set_maxdbs(env_.get(), kMaxDbs)}; !st.ok())
+        return fail("mdb_env_set_maxdbs", st);
+    const auto map_size = static_cast<std::size_t>(config_.map_size.bytes);
+    if (auto st = lmdb::Status{mdb_env_set_mapsize(env_.get(), map_size)}; !st.ok())
+        return fail("mdb_env_set_mapsize", st);
+    if (auto st = lmdb::Status{mdb_env_open(env_.get(), config_.data_dir.c_str(), MDB_NOTLS, 0600)};
+        !st.ok())
+        return fail("mdb_env_open", st);
+    // A process killed inside a read transaction leaves its reader slot
+    // behind, which would pin old pages forever and grow the file.
+    int stale = 0;
+    if (auto st = lmdb::Status{mdb_reader_check(env_.get(), &stale)}; !st.ok())
+        return fail("mdb_reader_check", st);
+    if (stale > 0)
+        log::warning("queue.stale_readers", "data_dir={} cleared={}", log::q(config_.data_dir),
+                     stale);
+    return {};
+}
+
+std::string Store::Impl::init_databases() {
+    lmdb::Txn txn;
+    if (auto st = lmdb::Txn::begin(env_.get(), 0, txn); !st.ok())
+        return fail("begin", st);
+    const std::pair<const char*, lmdb::Dbi*> dbs[] = {
+        {"messages", &db_.messages}, {"recipients", &db_.recipients}, {"content", &db_.content},
+        {"due", &db_.due},           {"domains", &db_.domains},       {"meta", &db_.meta}};
+    for (const auto& [name, dbi] : dbs) {
+        if (auto st = txn.open_dbi(name, MDB_CREATE, *dbi); !st.ok())
+            return fail(fmt::format("open database {}", name), st);
+    }
+    if (auto e = check_schema(txn); !e.empty())
+        return e;
+    if (auto st = txn.commit(); !st.ok())
+        return fail("commit", st);
+    return {};
+}
+
+// Version 1 is the layout in store.hpp. A newer version was written by a
+// newer ember whose records this one would misread: refuse, never guess.
+std::string Store::Impl::check_schema(lmdb::Txn& txn) {
+    std::string_view stored;
+    auto st = txn.get(db_.meta, kSchemaKey, stored);
+    if (st.is(MDB_NOTFOUND)) {
+        std::string v;
+        append_be(v, kSchemaVersion, 4);
+        st = txn.put(db_.meta, kSchemaKey, v);
+        return st.ok() ? std::string() : fail("write schema version", st);
+    }
+    if (!st.ok())
+        return fail("read schema version", st);
+    if (stored.size() != 4)
+        return fmt::format("queue: {}: schema version record is malformed ({} bytes)",
+                           config_.data_dir, stored.size());
+    const auto version = read_be(stored);
+    if (version > kSchemaVersion)
+        return fmt::format("queue: {}: schema version {} is newer than this ember supports ({}); "
+                           "run a newer ember or use another data_dir",
+                           config_.data_dir, version, kSchemaVersion);
+    if (version == 0)
+        return fmt::format("queue: {}: unknown schema version 0", config_.data_dir);
+    return {};
+}
+
+// Rebuilds the per-state counters and floors next_id() at the largest id held.
+std::string Store::Impl::scan_existing() {
+    lmdb::Txn txn;
+    if (auto st = lmdb::Txn::begin(env_.get(), MDB_RDONLY, txn); !st.ok())
+        return fail("begin read", st);
+    std::uint64_t corrupt = 0;
+    auto st = scan(txn, db_.recipients, {}, [&](std::string_view, std::string_view v) {
+        if (const auto r = decode_recipient(v))
+            counts_[static_cast<std::size_t>(r->state)].fetch_add(1, std::memory_order_relaxed);
+        else
+            ++corrupt;
+        return true;
+    });
+    if (!st.ok())
+        return fail("scan recipients", st);
+    lmdb::Cursor cursor;
+    std::string_view key;
+    std::string_view value;
+    if (st = lmdb::Cursor::open(txn, db_.messages, cursor); !st.ok())
+        return fail("open cursor", st);
+    if (st = cursor.get(MDB_LAST, key, value); st.ok() && key.size() == kIdBytes)
+        last_id_ = read_be(key);
+    else if (!st.ok() && !st.is(MDB_NOTFOUND))
+        return fail("find last id", st);
+    if (corrupt > 0)
+        log::error("queue.corrupt_records", "data_dir={} recipients={}", log::q(config_.data_dir),
+                   corrupt);
+    log::info("queue.open", "data_dir={} map_size={} last_id={}", log::q(config_.data_dir),
+              config_.map_size.bytes, format_queue_id(last_id_));
+    return {};
+}
+
+void Store::Impl::shutdown() {
+    {
+        std::lock_guard lock(mu_);
+        stopping_ = true;
+    }
+    cv_.notify_all();
+    if (committer_.joinable())
+        committer_.join();
+}
+
+// ---- ids --------------------------------------------------------------------
+
+// now_ms << 16 | counter, but never <= the last id handed out or stored, so a
+// clock stepping back or 65536 ids in one millisecond only borrow from the
+// future. 0 is not an id: it is returned only if the id space is exhausted,
+// which takes a stored id nobody minted here, and commit() refuses it.
+QueueId Store::Impl::next_id() {
+    const auto now = static_cast<std::uint64_t>(std::max<std::int64_t>(now_ms(), 0));
+    std::lock_guard lock(id_mu_);
+    if (last_id_ == std::numeric_limits<QueueId>::max()) {
+        log::error("queue.ids_exhausted", "last_id={}", format_queue_id(last_id_));
+        return 0;
+    }
+    last_id_ = std::max(now << 16, last_id_ + 1);
+    return last_id_;
+}
+
+void Store::Impl::observe_id(QueueId id) {
+    std::lock_guard lock(id_mu_);
+    last_id_ = std::max(last_id_, id);
+}
+
+// ---- commit -----------------------------------------------------------------
+
+void Store::Impl::add_rows(std::vector<Put>& rows, QueueId id, std::uint32_t index,
+                           const Recipient& r) {
+    rows.push_back(Put{db_.recipients, recipient_key(id, index), encode_recipient(r)});
+    if (!is_pending(r.state))
+        return;
+    rows.push_back(Put{db_.due, due_key(r.next_attempt_ms, id, index), {}});
+    rows.push_back(
+        Put{db_.domains, domain_key(core::address_domain(r.spec.address), id, index), {}});
+}
+
+Store::Impl::Request Store::Impl::prepare(Message m, std::string content,
+                                          std::function<void(CommitResult)> done) {
+    Request r;
+    r.done = std::move(done);
+    r.id = m.id;
+    if (auto why = normalize(m, content.size(), now_ms())) {
+        r.rejected = rejected(std::move(*why));
+        return r;
+    }
+    observe_id(m.id); // a caller-chosen id still floors next_id()
+    r.header = encode_message_header(m);
+    for (std::size_t i = 0; i < m.recipients.size(); ++i) {
+        add_rows(r.rows, m.id, static_cast<std::uint32_t>(i), m.recipients[i]);
+        ++r.delta[static_cast<std::size_t>(m.recipients[i].state)];
+    }
+    r.content = std::move(content);
+    return r;
+}
+
+void Store::Impl::commit(Message message, std::string content,
+                         std::function<void(CommitResult)> done) {
+    auto r = prepare(std::move(message), std::move(content), std::move(done));
+    std::unique_lock lock(mu_);
+    if (!stopping_) {
+        waiting_.push_back(std::move(r));
+        lock.unlock();
+        cv_.notify_one();
+        return;
+    }
+    lock.unlock();
+    if (r.done)
+        r.done(CommitResult{CommitStatus::ShuttingDown, "queue is shutting down", 0});
+}
+
+// The committer: whatever arrived while the previous transaction was being
+// written and fsynced is the next batch.
+void Store::Impl::run() {
+    std::unique_lock lock(mu_);
+    for (;;) {
+        cv_.wait(lock, [this] { return stopping_ || !waiting_.empty(); });
+        if (waiting_.empty())
+            return; // stopping, and everything queued before has been answered
+        auto batch = take_batch();
+        lock.unlock();
+        write_batch(batch);
+        lock.lock();
+    }
+}
+
+std::vector<Store::Impl::Request> Store::Impl::take_batch() {
+    const std::size_t max = std::max<std::uint32_t>(config_.max_batch, 1);
+    std::vector<Request> batch;
+    std::size_t bytes = 0;
+    while (!waiting_.empty() && batch.size() < max) {
+        const auto size = waiting_.front().content.size();
+        if (!batch.empty() && bytes + size > kMaxBatchBytes)
+            break;
+        bytes += size;
+        batch.push_back(std::move(waiting_.front()));
+        waiting_.pop_front();
+    }
+    return batch;
+}
+
+void Store::Impl::write_batch(std::vector<Request>& batch) {
+    std::vector<CommitResult> results(batch.size());
+    if (batch.size() == 1 || !write_together(batch, results)) {
+        for (std::size_t i = 0; i < batch.size(); ++i)
+            results[i] = write_alone(batch[i]);
+    }
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+        if (results[i].status != CommitStatus::Ok)
+            log::warning("queue.commit_failed", "id={} status={} detail={}",
+                         format_queue_id(batch[i].id), status_name(results[i].status),
+                         log::q(results[i].detail));
+        if (batch[i].done)
+            batch[i].done(std::move(results[i]));
+    }
+}
+
+// One transaction, one fsync for the whole batch. False when the batch must
+// be retried one request per transaction: the map (or LMDB's per-transaction
+// page budget) ran out, or a put failed, and LMDB then only allows an abort.
+// Alone, the requests that fit still commit and only the others fail.
+bool Store::Impl::write_together(std::vector<Request>& batch, std::vector<CommitResult>& results) {
+    lmdb::Txn txn;
+    if (auto st = lmdb::Txn::begin(env_.get(), 0, txn); !st.ok()) {
+        for (std::size_t i = 0; i < batch.size(); ++i)
+            results[i] = batch[i].rejected ? *batch[i].rejected : failure(st, 0);
+        return true;
+    }
+    std::vector<bool> written(batch.size(), false);
+    std::uint64_t n = 0;
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+        if (batch[i].rejected) {
+            results[i] = *batch[i].rejected;
+            continue;
+        }
+        const auto st = put_request(txn, batch[i]);
+        if (st.is(MDB_KEYEXIST)) { // nothing of it was written; the txn is still good
+            results[i] = rejected(fmt::format("queue id {} exists", format_queue_id(batch[i].id)));
+            continue;
+        }
+        if (!st.ok())
+            return false; // the destructor aborts
+        written[i] = true;
+        ++n;
+    }
+    const auto st = txn.commit();
+    if (st.is(MDB_MAP_FULL) || st.is(MDB_TXN_FULL))
+        return false;
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+        if (!written[i])
+            continue;
+        if (st.ok())
+            add_counts(batch[i].delta);
+        results[i] = st.ok() ? CommitResult{CommitStatus::Ok, {}, n} : failure(st, n);
+    }
+    return true;
+}
+
+CommitResult Store::Impl::write_alone(const Request& r) {
+    if (r.rejected)
+        return *r.rejected;
+    lmdb::Txn txn;
+    if (auto st = lmdb::Txn::begin(env_.get(), 0, txn); !st.ok())
+        return failure(st, 0);
+    if (auto st = put_request(txn, r); !st.ok())
+        return st.is(MDB_KEYEXIST)
+                   ? rejected(fmt::format("queue id {} exists", format_queue_id(r.id)))
+                   : failure(st, 1);
+    if (auto st = txn.commit(); !st.ok())
+        return failure(st, 1);
+    add_counts(r.delta);
+    return CommitResult{CommitStatus::Ok, {}, 1};
+}
+
+// The message row goes first with MDB_NOOVERWRITE: a duplicate id fails
+// before anything of the request is written, and never replaces a message.
+lmdb::Status Store::Impl::put_request(lmdb::Txn& txn, const Request& r) const {
+    const auto key = id_key(r.id);
+    if (auto st = txn.put(db_.messages, key, r.header, MDB_NOOVERWRITE); !st.ok())
+        return st;
+    if (auto st = txn.put(db_.content, key, r.content); !st.ok())
+        return st;
+    for (const auto& row : r.rows) {
+        if (auto st = txn.put(row.dbi, row.key, row.value); !st.ok())
+            return st;
+    }
+    return {};
+}
+
+void Store::Impl::add_counts(const StateCounts& delta) {
+    for (std::size_t i = 0; i < kStates; ++i)
+        counts_[i].fetch_add(delta[i], std::memory_order_relaxed);
+}
+
+// ---- reads ------------------------------------------------------------------
+
+bool Store::Impl::begin_read(lmdb::Txn& txn) const {
+    const auto st = lmdb::Txn::begin(env_.get(), MDB_RDONLY, txn);
+    if (!st.ok())
+        log::error("queue.read_failed", "data_dir={} error={}", log::q(config_.data_dir),
+                   log::q(st.message()));
+    return st.ok();
+}
+
+bool Store::Impl::load_recipients(const lmdb::Txn& txn, QueueId id,
+                                  std::vector<Recipient>& out) const {
+    const auto prefix = id_key(id);
+    bool intact = true;
+    const auto st = scan(txn, db_.recipients, prefix, [&](std::string_view k, std::string_view v) {
+        if (!k.starts_with(prefix))
+            return false;
+        auto r = decode_recipient(v);
+        // Indexes are dense from 0: a gap or an undecodable row is corruption.
+        intact =
+            r && k.size() == kIdBytes + kIndexBytes && read_be(k.substr(kIdBytes)) == out.size();
+        if (intact)
+            out.push_back(std::move(*r));
+        return intact;
+    });
+    return st.ok() && intact;
+}
+
+std::optional<Message> Store::Impl::load_in(const lmdb::Txn& txn, QueueId id) const {
+    std::string_view bytes;
+    if (!txn.get(db_.messages, id_key(id), bytes).ok())
+        return std::nullopt;
+    auto m = decode_message_header(bytes);
+    if (!m || m->id != id || !load_recipients(txn, id, m->recipients)) {
+        log::error("queue.corrupt_message", "id={}", format_queue_id(id));
+        return std::nullopt;
+    }
+    for (const auto& r : m->recipients)
+        m->envelope.recipients.push_back(r.spec);
+    return m;
+}
+
+std::optional<Message> Store::Impl::load(QueueId id) const {
+    lmdb::Txn txn;
+    if (!begin_read(txn))
+        return std::nullopt;
+    return load_in(txn, id);
+}
+
+std::optional<std::string> Store::Impl::load_content(QueueId id) const {
+    lmdb::Txn txn;
+    std::string_view v;
+    if (!begin_read(txn) || !txn.get(db_.content, id_key(id), v).ok())
+        return std::nullopt;
+    return std::string(v);
+}
+
+// The domains index holds exactly the pending recipients, so it answers
+// "pending for domain D" without reading any other recipient.
+template <typename Add>
+lmdb::Status Store::Impl::list_pending_by_domain(const lmdb::Txn& txn, const ListFilter& f,
+                                                 Add&& add) const {
+    const auto prefix = domain_prefix(lower_domain(*f.domain));
+    QueueId added = 0;
+    return scan(txn, db_.domains, prefix, [&](std::string_view k, std::string_view) {
+        if (!k.starts_with(prefix))
+            return false;
+        if (k.size() != prefix.size() + kIdBytes + kIndexBytes)
+            return true;
+        const auto id = read_be(k.substr(prefix.size(), kIdBytes));
+        const auto index = static_cast<std::uint32_t>(read_be(k.substr(prefix.size() + kIdBytes)));
+        std::string_view v;
+        if (id == added || !txn.get(db_.recipients, recipient_key(id, index), v).ok())
+            return true;
+        const auto r = decode_recipient(v);
+        if (!r || r->state != *f.state)
+            return true;
+        added = id;
+        return add(id);
+    });
+}
+
+// Recipients are keyed by (id, index): a scan visits them in id order.
+template <typename Add>
+lmdb::Status Store::Impl::list_by_recipient(const lmdb::Txn& txn, const ListFilter& f,
+                                            Add&& add) const {
+    const auto domain = f.domain ? std::optional(lower_domain(*f.domain)) : std::nullopt;
+    QueueId added = 0;
+    return scan(txn, db_.recipients, {}, [&](std::string_view k, std::string_view v) {
+        const auto id = read_be(k.substr(0, kIdBytes));
+        if (id == added)
+            return true;
+        const auto r = decode_recipient(v);
+        if (!r || (f.state && r->state != *f.state) ||
+            (domain && core::address_domain(r->spec.address) != *domain))
+            return true;
+        added = id;
+        return add(id);
+    });
+}
+
+// Unfiltered and domain+pending-state lists walk an index; the rest scan
+// recipients (an admin's query; it stops at `limit` matches).
+std::vector<Message> Store::Impl::list(const ListFilter& f) const {
+    std::vector<Message> out;
+    lmdb::Txn txn;
+    if (f.limit == 0 || !begin_read(txn))
+        return out;
+    auto add = [&](QueueId id) {
+        if (auto m = load_in(txn, id))
+            out.push_back(std::move(*m));
+        return out.size() < f.limit;
+    };
+    lmdb::Status st;
+    if (!f.domain && !f.state)
+        st = scan(txn, db_.messages, {},
+                  [&](std::string_view k, std::string_view) { return add(read_be(k)); });
+    else if (f.domain && f.state && is_pending(*f.state))
+        st = list_pending_by_domain(txn, f, add);
+    else
+        st = list_by_recipient(txn, f, add);
+    if (!st.ok())
+        log::error("queue.list_failed", "error={}", log::q(st.message()));
+    return out;
+}
+
+QueueSummary Store::Impl::summary() const {
+    QueueSummary s;
+    for (std::size_t i = 0; i < kStates; ++i)
+        s.by_state[static_cast<RecipientState>(i)] = 0;
+    lmdb::Txn txn;
+    std::size_t messages = 0;
+    if (!begin_read(txn) || !txn.entries(db_.messages, messages).ok())
+        return s;
+    s.messages = messages;
+    const auto st = scan(txn, db_.recipients, {}, [&](std::string_view, std::string_view v) {
+        if (const auto r = decode_recipient(v)) {
+            ++s.by_state[r->state];
+            ++s.by_domain[core::address_domain(r->spec.address)][r->state];
+        }
+        return true;
+    });
+    if (!st.ok())
+        log::error("queue.summary_failed", "error={}", log::q(st.message()));
+    return s;
+}
+
+std::map<RecipientState, std::uint64_t> Store::Impl::counts() const {
+    std::map<RecipientState, std::uint64_t> out;
+    for (std::size_t i = 0; i < kStates; ++i) {
+        const auto n = counts_[i].load(std::memory_order_relaxed);
+        out[static_cast<RecipientState>(i)] = n > 0 ? static_cast<std::uint64_t>(n) : 0;
+    }
+    return out;
+}
+
+std::vector<DueRecipient> Store::Impl::due(std::int64_t now, std::size_t limit) const {
+    std::vector<DueRecipient> out;
+    lmdb::Txn txn;
+    if (limit == 0 || !begin_read(txn))
+        return out;
+    const auto st = scan(txn, db_.due, {}, [&](std::string_view k, std::string_view) {
+        if (k.size() != 8 + kIdBytes + kIndexBytes)
+            return true;
+        const auto at = static_cast<std::int64_t>(read_be(k.substr(0, 8)));
+        if (at > now)
+            return false;
+        const auto id = read_be(k.substr(8, kIdBytes));
+        const auto index = static_cast<std::uint32_t>(read_be(k.substr(8 + kIdBytes)));
+        std::string_view v;
+        std::optional<Recipient> r;
+        if (txn.get(db_.recipients, recipient_key(id, index), v).ok())
+            r = decode_recipient(v);
+        if (!r) {
+            log::error("queue.corrupt_due_entry", "id={} index={}", format_queue_id(id), index);
+            return true;
+        }
+        out.push_back(DueRecipient{id, index, core::address_domain(r->spec.address), at});
+        return out.size() < limit;
+    });
+    if (!st.ok())
+        log::error("queue.due_failed", "error={}", log::q(st.message()));
+    return out;
+}
+
+// ---- remove and update ------------------------------------------------------
+
+lmdb::Status Store::Impl::drop_indexes(lmdb::Txn& txn, QueueId id, std::uint32_t index,
+                                       const Recipient& r) const {
+    if (!is_pending(r.state))
+        return {};
+    auto st = txn.del(db_.due, due_key(r.next_attempt_ms, id, index));
+    if (!st.ok() && !st.is(MDB_NOTFOUND))
+        return st;
+    st = txn.del(db_.domains, domain_key(core::address_domain(r.spec.address), id, index));
+    return st.is(MDB_NOTFOUND) ? lmdb::Status{} : st;
+}
+
+bool Store::Impl::remove(QueueId id, std::string& error) {
+    error.clear();
+    lmdb::Txn txn;
+    std::string_view header;
+    auto st = lmdb::Txn::begin(env_.get(), 0, txn);
+    if (st.ok())
+        st = txn.get(db_.messages, id_key(id), header);
+    if (st.is(MDB_NOTFOUND))
+        return false;
+    // Collect first: the scan's cursor must be closed before rows are deleted.
+    std::vector<std::pair<std::string, std::optional<Recipient>>> rows;
+    const auto prefix = id_key(id);
+    if (st.ok())
+        st = scan(txn, db_.recipients, prefix, [&](std::string_view k, std::string_view v) {
+            if (k.starts_with(prefix))
+                rows.emplace_back(std::string(k), decode_recipient(v));
+            return k.starts_with(prefix);
+        });
+    StateCounts delta{};
+    for (std::size_t i = 0; st.ok() && i < rows.size(); ++i) {
+        const auto& [key, r] = rows[i];
+        if (r) {
+            --delta[static_cast<std::size_t>(r->state)];
+            st = drop_indexes(txn, id, static_cast<std::uint32_t>(read_be(key.substr(kIdBytes))),
+                              *r);
+        }
+        if (st.ok())
+            st = txn.del(db_.recipients, key);
+    }
+    if (st.ok() && (st = txn.del(db_.content, prefix)).is(MDB_NOTFOUND))
+        st = {};
+    if (st.ok())
+        st = txn.del(db_.messages, prefix);
+    if (st.ok())
+        st = txn.commit();
+    if (!st.ok()) {
+        error = fail(fmt::format("remove {}", format_queue_id(id)), st);
+        return false;
+    }
+    add_counts(delta);
+    return true;
+}
+
+std::string Store::Impl::update_recipient(QueueId id, std::uint32_t index, Recipient rcpt) {
+    if (is_pending(rcpt.state) && rcpt.next_attempt_ms == 0)
+        rcpt.next_attempt_ms = now_ms();
+    if (core::address_domain(rcpt.spec.address).size() > kMaxDomain)
+        return fmt::format("recipient domain longer than {} octets", kMaxDomain);
+    const auto what = fmt::format("update {}#{}", format_queue_id(id), index);
+    lmdb::Txn txn;
+    if (auto st = lmdb::Txn::begin(env_.get(), 0, txn); !st.ok())
+        return fail(what, st);
+    std::string_view stored;
+    if (auto st = txn.get(db_.recipients, recipient_key(id, index), stored); !st.ok())
+        return st.is(MDB_NOTFOUND)
+                   ? fmt::format("queue id {} has no recipient {}", format_queue_id(id), index)
+                   : fail(what, st);
+    const auto old = decode_recipient(stored);
+    if (!old)
+        return fmt::format("queue id {} recipient {} is corrupt", format_queue_id(id), index);
+    std::vector<Put> rows;
+    add_rows(rows, id, index, rcpt);
+    auto st = drop_indexes(txn, id, index, *old);
+    for (std::size_t i = 0; st.ok() && i < rows.size(); ++i)
+        st = txn.put(rows[i].dbi, rows[i].key, rows[i].value);
+    if (st.ok())
+        st = txn.commit();
+    if (!st.ok())
+        return fail(what, st);
+    StateCounts delta{};
+    --delta[static_cast<std::size_t>(old->state)];
+    ++delta[static_cast<std::size_t>(rcpt.state)];
+    add_counts(delta);
+    return {};
+}
+
+// ---- Store ------------------------------------------------------------------
+
+std::unique_ptr<Store> Store::open(const StoreConfig& config, std::string& error) {
+    auto impl = std::make_unique<Impl>(config);
+    if (auto e = impl->open(); !e.empty()) {
+        error = std::move(e);
+        return nullptr;
+    }
+    impl->start();
+    return std::unique_ptr<Store>(new Store(std::move(impl)));
+}
+
+Store::Store(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+// Drains in the destructor's body, while the Store is still whole, so a
+// `done` that calls commit() during the drain gets ShuttingDown, not a
+// half-destroyed object.
+Store::~Store() {
+    impl_->shutdown();
+}
+
+QueueId Store::next_id() {
+    return impl_->next_id();
+}
+
+void Store::commit(Message message, std::string content, std::function<void(CommitResult)> done) {
+    impl_->commit(std::move(message), std::move(content), std::move(done));
+}
+
+std::optional<Message> Store::load(QueueId id) const {
+    return impl_->load(id);
+}
+
+std::optional<std::string> Store::load_content(QueueId id) const {
+    return impl_->load_content(id);
+}
+
+std::vector<Message> Store::list(const ListFilter& filter) const {
+    return impl_->list(filter);
+}
+
+QueueSummary Store::summary() const {
+    return impl_->summary();
+}
+
+bool Store::remove(QueueId id, std::string& error) {
+    return impl_->remove(id, error);
+}
+
+std::map<RecipientState, std::uint64_t> Store::counts() const {
+    return impl_->counts();
+}
+
+std::vector<DueRecipient> Store::due(std::int64_t now_ms, std::size_t limit) const {
+    return impl_->due(now_ms, limit);
+}
+
+std::string Store::update_recipient(QueueId id, std::uint32_t index, const Recipient& recipient) {
+    return impl_->update_recipient(id, index, recipient);
+}
+
+} // namespace ember::queue
