@@ -41,7 +41,7 @@ struct Limits {
     core::Duration data_timeout = 10min;   // per read inside DATA/BDAT
     std::uint32_t max_connections = 1000;
     std::uint32_t max_connections_per_ip = 50;
-    std::uint32_t max_errors = 10; // protocol errors before 421 and disconnect
+    std::uint32_t max_errors = 10;       // protocol errors before 421 and disconnect
     std::uint32_t auth_max_failures = 5; // per client IP within auth_failure_window
     core::Duration auth_failure_window = 10min;
     BareNewlinePolicy bare_newlines = BareNewlinePolicy::Reject;
