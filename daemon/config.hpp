@@ -22,22 +22,26 @@ namespace ember::daemon {
 using namespace std::chrono_literals;
 
 struct ServerConfig {
-    std::string hostname;                  // "" = the machine's host name (gethostname)
+    std::string hostname;                    // "" = the machine's host name (gethostname)
     std::string data_dir = "/var/lib/ember"; // LMDB environment
     core::log::Level log_level = core::log::Level::Info;
-    core::Duration shutdown_grace = 30s;   // SIGTERM: how long open sessions may finish
-    std::uint32_t io_threads = 1;          // reserved for multi-threaded I/O; 1 today
+    core::Duration shutdown_grace = 30s; // SIGTERM: how long open sessions may finish
+    std::uint32_t io_threads = 1;        // reserved for multi-threaded I/O; 1 today
 };
 
 struct TlsConfig {
-    std::string cert; // PEM certificate chain
-    std::string key;  // PEM private key
+    std::string cert;                // PEM certificate chain
+    std::string key;                 // PEM private key
     std::string min_version = "1.2"; // "1.2" or "1.3"
 };
 
+// 127.0.0.0/8 and ::1/128: the default trusted_networks, so local
+// applications can submit without AUTH and nothing else can.
+[[nodiscard]] std::vector<core::Cidr> loopback_networks();
+
 struct AuthConfig {
     std::string users_file; // user:crypt-hash lines; "" = no AUTH users
-    std::vector<core::Cidr> trusted_networks; // may relay without AUTH
+    std::vector<core::Cidr> trusted_networks = loopback_networks(); // may relay without AUTH
 };
 
 struct HttpConfig {
@@ -73,7 +77,8 @@ struct Config {
 struct KeyDoc {
     std::string section; // "server", "listener", "smtp", ...
     std::string key;
-    std::string default_value;
+    std::string default_value; // "" when required
+    bool required = false;     // no default: the key must be written (listener address)
 };
 [[nodiscard]] std::vector<KeyDoc> documented_keys();
 

@@ -1,0 +1,213 @@
+#include "daemon/ctl_cli.hpp"
+
+#include "core/diagnostics.hpp"
+#include "daemon/config.hpp"
+#include "daemon/ctl_client.hpp"
+
+#include <CLI/CLI.hpp>
+#include <fmt/core.h>
+
+#include <cstdlib>
+#include <map>
+#include <ostream>
+#include <sstream>
+
+namespace ember::daemon::ctl {
+
+namespace json = boost::json;
+
+namespace {
+
+// --- option declarations and requests, one function per verb ---
+
+void no_options(CLI::App&, VerbArgs&) {}
+
+json::object no_args(const VerbArgs&) {
+    return {};
+}
+
+void list_options(CLI::App& command, VerbArgs& args) {
+    command.add_option("--domain", args.domain, "only messages with a recipient at this domain");
+    command.add_option("--state", args.state, "only messages with a recipient in this state")
+        ->check(CLI::IsMember({"queued", "deferred", "delivered", "failed", "suppressed"}));
+    command.add_option("--limit", args.limit, "at most this many messages (default 100)")
+        ->check(CLI::Range(1, 10000));
+}
+
+json::object list_args(const VerbArgs& args) {
+    json::object request;
+    if (!args.domain.empty())
+        request["domain"] = args.domain;
+    if (!args.state.empty())
+        request["state"] = args.state;
+    if (args.limit > 0)
+        request["limit"] = args.limit;
+    return request;
+}
+
+void id_option(CLI::App& command, VerbArgs& args) {
+    command.add_option("id", args.id, "queue id")->required();
+}
+
+json::object id_args(const VerbArgs& args) {
+    return json::object{{"id", args.id}};
+}
+
+const std::map<std::string, std::string, std::less<>> kGroups{
+    {"queue", "inspect and manage the queue"},
+};
+
+// Finds or creates the subcommand for each leading word of `words`.
+CLI::App* command_for(CLI::App& app, std::string_view words,
+                      std::map<std::string, CLI::App*, std::less<>>& made, std::string_view help) {
+    CLI::App* parent = &app;
+    std::string path;
+    std::istringstream split{std::string(words)};
+    for (std::string word; split >> word;) {
+        path += (path.empty() ? "" : " ") + word;
+        if (auto it = made.find(path); it != made.end()) {
+            parent = it->second;
+            continue;
+        }
+        const bool leaf = path == words;
+        auto group = kGroups.find(path);
+        const std::string text =
+            leaf ? std::string(help) : (group != kGroups.end() ? group->second : std::string());
+        parent = parent->add_subcommand(word, text);
+        if (!leaf)
+            parent->require_subcommand(1);
+        made.emplace(path, parent);
+    }
+    return parent;
+}
+
+} // namespace
+
+const std::vector<Verb>& verbs() {
+    static const std::vector<Verb> table{
+        {"status", "status", "show the daemon's version, listeners, sessions and queue", no_options,
+         no_args, format_status, nullptr},
+        {"reload", "reload", "re-read the configuration; exit 1 if the daemon kept the old one",
+         no_options, no_args, format_reload, nullptr},
+        {"queue summary", "queue.summary", "recipients per state and per destination domain",
+         no_options, no_args, format_queue_summary, nullptr},
+        {"queue list", "queue.list", "list queued messages", list_options, list_args,
+         format_queue_list, nullptr},
+        {"queue show", "queue.show", "show one message: envelope, recipients, header", id_option,
+         id_args, format_queue_show, nullptr},
+        {"queue delete", "queue.delete", "delete one message and all its recipients", id_option,
+         id_args, format_queue_delete, nullptr},
+    };
+    return table;
+}
+
+ParseResult parse_command_line(const std::vector<std::string>& argv) {
+    CLI::App app{"emberctl: control a running emberd over its admin socket", "emberctl"};
+    app.require_subcommand(1);
+    app.fallthrough(); // global options may follow the verb: `emberctl queue list --json`
+    Options options;
+    VerbArgs args;
+    app.add_option("-s,--socket", options.socket,
+                   fmt::format("admin socket (default: ${}, else {})", kSocketEnv, kDefaultSocket));
+    app.add_option("-c,--config", options.config, "read the socket path from [admin] socket");
+    app.add_flag("--json", options.json, "print the result as JSON");
+    std::map<std::string, CLI::App*, std::less<>> made;
+    std::vector<std::pair<const Verb*, CLI::App*>> leaves;
+    for (const auto& verb : verbs()) {
+        auto* command = command_for(app, verb.words, made, verb.help);
+        verb.define(*command, args);
+        leaves.emplace_back(&verb, command);
+    }
+
+    std::vector<const char*> raw;
+    for (const auto& arg : argv)
+        raw.push_back(arg.c_str());
+    ParseResult result;
+    try {
+        app.parse(static_cast<int>(raw.size()), raw.data());
+    } catch (const CLI::ParseError& e) {
+        std::ostringstream out, err;
+        result.exit_code = app.exit(e, out, err) == 0 ? kExitOk : kExitUsage;
+        result.output = out.str() + err.str();
+        return result;
+    }
+    for (const auto& [verb, command] : leaves) {
+        if (command->parsed())
+            result.invocation = Invocation{options, verb, verb->request(args)};
+    }
+    if (!result.invocation) { // unreachable while every group requires a subcommand
+        result.exit_code = kExitUsage;
+        result.output = "emberctl: no verb given; see emberctl --help\n";
+    }
+    return result;
+}
+
+std::string resolve_socket(const Options& options, const char* env_socket, std::string& error) {
+    if (!options.socket.empty())
+        return options.socket;
+    if (!options.config.empty()) {
+        core::Diagnostics diag;
+        const auto config = load_config(options.config, diag);
+        if (!config) {
+            error = diag.to_string();
+            return "";
+        }
+        return config->admin.socket;
+    }
+    if (env_socket && *env_socket)
+        return env_socket;
+    return kDefaultSocket;
+}
+
+namespace {
+
+int print(const Printed& printed, std::ostream& out, std::ostream& err) {
+    out << printed.out;
+    err << printed.err;
+    return printed.exit_code;
+}
+
+int run_daemon_verb(const Invocation& invocation, std::ostream& out, std::ostream& err) {
+    std::string error;
+    const auto socket = resolve_socket(invocation.options, std::getenv(kSocketEnv), error);
+    if (socket.empty()) {
+        err << error << (error.ends_with('\n') ? "" : "\n");
+        return kExitConfig;
+    }
+    const auto& verb = *invocation.verb;
+    auto call = call_admin(socket, verb.admin_verb, invocation.args, kTimeout);
+    switch (call.status) {
+    case AdminCall::Status::Unavailable:
+        err << "emberctl: " << call.error << "\n";
+        return kExitUnavailable;
+    case AdminCall::Status::Protocol:
+        err << "emberctl: " << socket << ": " << call.error << "\n";
+        return kExitProtocol;
+    case AdminCall::Status::DaemonError:
+        err << "emberctl: " << call.error << "\n";
+        return kExitDaemonError;
+    case AdminCall::Status::Ok:
+        break;
+    }
+    Printed printed = verb.print(call.result);
+    if (invocation.options.json) // the verb's exit status, the result as JSON only
+        printed = Printed{pretty_json(call.result), printed.exit_code == 0 ? "" : printed.err,
+                          printed.exit_code};
+    return print(printed, out, err);
+}
+
+} // namespace
+
+int run(const std::vector<std::string>& argv, std::ostream& out, std::ostream& err) {
+    auto parsed = parse_command_line(argv);
+    if (!parsed.invocation) {
+        (parsed.exit_code == kExitOk ? out : err) << parsed.output;
+        return parsed.exit_code;
+    }
+    const auto& invocation = *parsed.invocation;
+    if (invocation.verb->offline)
+        return invocation.verb->offline(invocation, out, err);
+    return run_daemon_verb(invocation, out, err);
+}
+
+} // namespace ember::daemon::ctl

@@ -1,0 +1,62 @@
+#pragma once
+// emberctl's output for people: aligned tables, key: value blocks, and the
+// pretty JSON of --json. Pure functions from the daemon's JSON results to
+// text; no I/O, so tests check the exact output.
+//
+// The formatters never throw on an unexpected shape (a newer or older
+// daemon): a missing field prints as "-". Text that came from the network
+// (header fields, remote replies) has its control characters replaced by
+// '?' so printing it cannot drive the operator's terminal.
+
+#include <boost/json/value.hpp>
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace ember::daemon::ctl {
+
+// What a verb prints, and the exit status it implies.
+struct Printed {
+    std::string out; // for stdout
+    std::string err; // for stderr
+    int exit_code = 0;
+};
+
+// Columns padded to their widest cell (in code points), separated by two
+// spaces; the last column is not padded, so no line ends in spaces.
+class Table {
+public:
+    explicit Table(std::vector<std::string> headers);
+    void add_row(std::vector<std::string> cells); // missing cells are empty
+    void align_right(std::size_t column);         // for numbers
+    [[nodiscard]] std::size_t rows() const { return rows_.size(); }
+    [[nodiscard]] std::string render() const;
+
+private:
+    std::vector<std::string> headers_;
+    std::vector<std::vector<std::string>> rows_;
+    std::vector<bool> right_;
+};
+
+// "key: value" lines with the values aligned.
+[[nodiscard]] std::string key_values(const std::vector<std::pair<std::string, std::string>>& rows);
+
+// Two-space indented JSON with a final newline.
+[[nodiscard]] std::string pretty_json(const boost::json::value& value);
+
+// Seconds as "3d 4h 5m 6s", largest units first, zero units left out.
+[[nodiscard]] std::string format_uptime(std::int64_t seconds);
+
+// Control characters (C0, DEL, C1) replaced by '?'.
+[[nodiscard]] std::string printable(std::string_view text);
+
+[[nodiscard]] Printed format_status(const boost::json::value& result);
+[[nodiscard]] Printed format_reload(const boost::json::value& result); // exit 1 unless reloaded
+[[nodiscard]] Printed format_queue_summary(const boost::json::value& result);
+[[nodiscard]] Printed format_queue_list(const boost::json::value& result);
+[[nodiscard]] Printed format_queue_show(const boost::json::value& result);
+[[nodiscard]] Printed format_queue_delete(const boost::json::value& result);
+
+} // namespace ember::daemon::ctl

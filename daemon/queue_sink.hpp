@@ -1,0 +1,27 @@
+#pragma once
+// Connects the SMTP server to the queue: an smtp::MessageSink whose commit()
+// hands the message to queue::Store's group commit and resumes the session on
+// its own executor once the transaction is on disk. Holds a work guard while
+// a commit is in flight so the event loop cannot finish under it.
+
+#include "queue/store.hpp"
+#include "smtp/server_env.hpp"
+
+namespace ember::daemon {
+
+class QueueSink final : public smtp::MessageSink {
+public:
+    explicit QueueSink(queue::Store& store) : store_(store) {}
+    [[nodiscard]] std::string new_queue_id() override;
+    [[nodiscard]] boost::asio::awaitable<smtp::SinkStatus>
+    commit(smtp::AcceptedMessage message) override;
+
+    // Builds the queue record for an accepted message (exposed for tests).
+    [[nodiscard]] static queue::Message to_record(const smtp::AcceptedMessage& m, queue::QueueId id,
+                                                  std::int64_t now_ms);
+
+private:
+    queue::Store& store_;
+};
+
+} // namespace ember::daemon
