@@ -32,7 +32,8 @@ TEST_CASE("IPv4-mapped IPv6 client addresses match IPv4 networks") {
 }
 
 TEST_CASE("malformed networks are rejected") {
-    for (const char* bad : {"", "10.0.0.0/33", "10.0.0/8", "::1/129", "10.0.0.0/", "10.0.0.0/x", "host"}) {
+    for (const char* bad :
+         {"", "10.0.0.0/33", "10.0.0/8", "::1/129", "10.0.0.0/", "10.0.0.0/x", "host"}) {
         CAPTURE(bad);
         CHECK_FALSE(Cidr::parse(bad).has_value());
     }
@@ -50,7 +51,8 @@ TEST_CASE("endpoints parse host:port and [v6]:port") {
     e = Endpoint::parse("mx.example.com:25");
     REQUIRE(e);
     CHECK(e->host == "mx.example.com");
-    for (const char* bad : {"", "127.0.0.1", ":25", "host:", "host:0", "host:65536", "::1:25", "[nothost]:25", "[::1]25"}) {
+    for (const char* bad : {"", "127.0.0.1", ":25", "host:", "host:0", "host:65536", "::1:25",
+                            "[nothost]:25", "[::1]25"}) {
         CAPTURE(bad);
         CHECK_FALSE(Endpoint::parse(bad).has_value());
     }

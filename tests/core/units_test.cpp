@@ -10,10 +10,10 @@ TEST_CASE("durations parse with one unit and print in the largest exact unit") {
         long long ms;
         const char* printed;
     };
-    const Case cases[] = {{"250ms", 250, "250ms"}, {"30s", 30'000, "30s"},
-                          {"5m", 300'000, "5m"},   {"4h", 14'400'000, "4h"},
+    const Case cases[] = {{"250ms", 250, "250ms"},   {"30s", 30'000, "30s"},
+                          {"5m", 300'000, "5m"},     {"4h", 14'400'000, "4h"},
                           {"5d", 432'000'000, "5d"}, {"1w", 604'800'000, "1w"},
-                          {"90s", 90'000, "90s"},  {"0", 0, "0s"},
+                          {"90s", 90'000, "90s"},    {"0", 0, "0s"},
                           {"60m", 3'600'000, "1h"}};
     for (const auto& c : cases) {
         CAPTURE(c.text);
@@ -25,7 +25,8 @@ TEST_CASE("durations parse with one unit and print in the largest exact unit") {
 }
 
 TEST_CASE("durations without a unit, with two units or garbage are rejected") {
-    for (const char* bad : {"", "5", "s", "5x", "5 m", "-5s", "1.5h", "5mm", "99999999999999999999s"}) {
+    for (const char* bad :
+         {"", "5", "s", "5x", "5 m", "-5s", "1.5h", "5mm", "99999999999999999999s"}) {
         CAPTURE(bad);
         CHECK_FALSE(parse_duration(bad).has_value());
     }
