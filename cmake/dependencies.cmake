@@ -23,3 +23,19 @@ target_compile_definitions(ember_asio PUBLIC
     BOOST_ASIO_NO_DEPRECATED
     BOOST_ASIO_DISABLE_BOOST_COROUTINE)
 target_link_libraries(ember_asio PUBLIC Boost::headers OpenSSL::SSL OpenSSL::Crypto Threads::Threads)
+
+# RE2: admin-supplied patterns (warm-up response rules, bounce classification)
+# match in linear time.
+if(NOT TARGET PkgConfig::RE2)
+    pkg_check_modules(RE2 REQUIRED IMPORTED_TARGET re2)
+endif()
+if(NOT TARGET PkgConfig::CARES)
+    pkg_check_modules(CARES REQUIRED IMPORTED_TARGET libcares)
+endif()
+# libpsl: organizational domains for DMARC (auth/dmarc.hpp).
+if(NOT TARGET PkgConfig::PSL)
+    pkg_check_modules(PSL REQUIRED IMPORTED_TARGET libpsl)
+endif()
+# DKIM: libopendkim (Debian libopendkim-dev), the reference implementation
+# auth/ checks its signer against; <opendkim/dkim.h> is used in auth/ only.
+pkg_check_modules(OPENDKIM REQUIRED IMPORTED_TARGET opendkim)

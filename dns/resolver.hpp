@@ -63,7 +63,7 @@ struct ResolverConfig {
     // "ip:port" servers; empty = /etc/resolv.conf.
     std::vector<core::Endpoint> servers;
     core::Duration timeout = std::chrono::seconds(5); // per query, all tries included
-    std::uint32_t tries = 2;
+    std::uint32_t tries = 2; // rounds over the servers; c-ares doubles the wait each round
     std::uint32_t cache_entries = 100000; // 0 disables the cache
     core::Duration max_cache_ttl = std::chrono::hours(1);
     core::Duration negative_ttl = std::chrono::minutes(5); // cap for NXDOMAIN/NoData caching
