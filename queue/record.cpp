@@ -18,7 +18,14 @@ constexpr std::array<std::string_view, 5> kStateNames = {"queued", "deferred", "
 // Record layout: version(1) kind(1) fields... Integers are fixed-width
 // little-endian, strings a u32 length then the bytes. A new field means a new
 // version; decode() refuses versions it does not know rather than guessing.
-constexpr std::uint8_t kCodecVersion = 1;
+constexpr std::uint8_t kCodecVersion = 1; // message headers
+// Recipients: version 2 appends the latest outcome, the last attempt time and
+// the DSN state to version 1's fields. Version 1 still decodes (a queue
+// written by an older ember), so the layout before the new fields must never
+// change.
+constexpr std::uint8_t kRecipientV1 = 1;
+constexpr std::uint8_t kRecipientV2 = 2;
+constexpr int kMaxReplyCode = 999;
 constexpr std::uint8_t kKindMessage = 'M';
 constexpr std::uint8_t kKindRecipient = 'R';
 
@@ -183,7 +190,7 @@ std::optional<Message> decode_message_header(std::string_view bytes) {
 
 std::string encode_recipient(const Recipient& rcpt) {
     Writer w;
-    w.u8(kCodecVersion);
+    w.u8(kRecipientV2);
     w.u8(kKindRecipient);
     w.str(rcpt.spec.address);
     w.str(rcpt.spec.orcpt);
@@ -193,12 +200,56 @@ std::string encode_recipient(const Recipient& rcpt) {
     w.i64(rcpt.next_attempt_ms);
     w.i64(rcpt.updated_ms);
     w.str(rcpt.last_reply);
+    // version 2
+    const auto& o = rcpt.outcome;
+    w.u8(static_cast<std::uint8_t>(o.kind));
+    w.u8(static_cast<std::uint8_t>(o.scope));
+    w.u32(static_cast<std::uint32_t>(o.code));
+    w.str(o.enhanced);
+    w.str(o.text);
+    w.str(o.command);
+    w.str(o.remote_host);
+    w.str(o.remote_ip);
+    w.u8(o.local ? 1 : 0);
+    w.i64(rcpt.last_attempt_ms);
+    w.u8(rcpt.dsn_state);
     return w.take();
 }
 
+namespace {
+
+// The version 2 fields; false when one is out of range.
+bool read_outcome_fields(Reader& r, Recipient& rcpt) {
+    auto& o = rcpt.outcome;
+    const auto kind = r.u8();
+    const auto scope = r.u8();
+    const auto code = r.u32();
+    o.enhanced = r.str();
+    o.text = r.str();
+    o.command = r.str();
+    o.remote_host = r.str();
+    o.remote_ip = r.str();
+    const auto local = r.u8();
+    rcpt.last_attempt_ms = r.i64();
+    rcpt.dsn_state = r.u8();
+    if (kind > static_cast<std::uint8_t>(core::OutcomeKind::Failed) ||
+        scope > static_cast<std::uint8_t>(core::OutcomeScope::Recipient) ||
+        code > static_cast<std::uint32_t>(kMaxReplyCode) || local > 1 ||
+        (rcpt.dsn_state & ~kDsnSentMask) != 0)
+        return false;
+    o.kind = static_cast<core::OutcomeKind>(kind);
+    o.scope = static_cast<core::OutcomeScope>(scope);
+    o.code = static_cast<int>(code);
+    o.local = local == 1;
+    return true;
+}
+
+} // namespace
+
 std::optional<Recipient> decode_recipient(std::string_view bytes) {
     Reader r(bytes);
-    if (r.u8() != kCodecVersion || r.u8() != kKindRecipient)
+    const auto version = r.u8();
+    if ((version != kRecipientV1 && version != kRecipientV2) || r.u8() != kKindRecipient)
         return std::nullopt;
     Recipient rcpt;
     rcpt.spec.address = r.str();
@@ -209,6 +260,8 @@ std::optional<Recipient> decode_recipient(std::string_view bytes) {
     rcpt.next_attempt_ms = r.i64();
     rcpt.updated_ms = r.i64();
     rcpt.last_reply = r.str();
+    if (version == kRecipientV2 && !read_outcome_fields(r, rcpt))
+        return std::nullopt;
     if (!r.finished() || state >= kStateNames.size() || (rcpt.spec.notify & ~0x0fU) != 0)
         return std::nullopt;
     rcpt.state = static_cast<RecipientState>(state);

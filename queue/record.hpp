@@ -1,10 +1,11 @@
 #pragma once
 // The queue's records: one Message per accepted transaction (envelope,
 // submission metadata, content size) and one Recipient per forward-path with
-// its delivery state. Plain data plus the binary codec the store writes.
-// No I/O, no LMDB.
+// its delivery state, its latest outcome and which DSNs were handed over for
+// it. Plain data plus the binary codec the store writes. No I/O, no LMDB.
 
 #include "core/envelope.hpp"
+#include "core/outcome.hpp"
 
 #include <cstdint>
 #include <optional>
@@ -46,6 +47,15 @@ struct Submission {
     friend bool operator==(const Submission&, const Submission&) = default;
 };
 
+// Which delivery status notifications were handed to the bounce sink for a
+// recipient, so that none is ever generated twice (RFC 3461 section 4.1 lets
+// the sender ask for FAILURE and DELAY reports; each is sent at most once).
+enum DsnSent : std::uint8_t {
+    kDsnFailureSent = 1,
+    kDsnDelaySent = 2,
+};
+inline constexpr std::uint8_t kDsnSentMask = kDsnFailureSent | kDsnDelaySent;
+
 struct Recipient {
     core::RecipientSpec spec;
     RecipientState state = RecipientState::Queued;
@@ -53,6 +63,14 @@ struct Recipient {
     std::int64_t next_attempt_ms = 0; // due time while pending
     std::int64_t updated_ms = 0;
     std::string last_reply; // the last reply or local diagnostic, Postfix style
+    // The latest attempt's outcome as a DSN (RFC 3464 section 2.3) reports it:
+    // Status from outcome.enhanced, Remote-MTA from outcome.remote_host,
+    // Diagnostic-Code from outcome.code and outcome.text (a local diagnostic
+    // when outcome.local), Last-Attempt-Date from last_attempt_ms.
+    // outcome.code == 0 means no attempt has been recorded yet.
+    core::Outcome outcome;
+    std::int64_t last_attempt_ms = 0;
+    std::uint8_t dsn_state = 0; // DsnSent flags
     friend bool operator==(const Recipient&, const Recipient&) = default;
 };
 
@@ -66,7 +84,9 @@ struct Message {
 };
 
 // Binary codec for the LMDB values. Versioned; decode() rejects truncated or
-// unknown data instead of reading past it.
+// unknown data instead of reading past it. Recipients are written as version
+// 2 (version 1 plus outcome, last attempt and DSN state); version 1 records
+// written by an older ember still decode, with those fields empty.
 [[nodiscard]] std::string encode_message_header(const Message& m); // without recipients
 [[nodiscard]] std::optional<Message> decode_message_header(std::string_view bytes);
 [[nodiscard]] std::string encode_recipient(const Recipient& r);

@@ -29,7 +29,9 @@ constexpr std::size_t kStates = 5;
 using StateCounts = std::array<std::int64_t, kStates>;
 
 constexpr unsigned kMaxDbs = 8; // six today, room for one or two more without a reopen
-constexpr std::uint32_t kSchemaVersion = 1;
+// 1: the layout in store.hpp; 2: recipients carry their last outcome and DSN
+// state (codec version 2; version 1 records still decode).
+constexpr std::uint32_t kSchemaVersion = 2;
 constexpr std::string_view kSchemaKey = "schema_version";
 // A batch stops growing past this many content bytes (a single request is
 // always taken): LMDB caps one transaction's dirty pages (MDB_TXN_FULL near
@@ -199,6 +201,14 @@ public:
     [[nodiscard]] std::map<RecipientState, std::uint64_t> counts() const;
     [[nodiscard]] std::vector<DueRecipient> due(std::int64_t now, std::size_t limit) const;
     [[nodiscard]] std::string update_recipient(QueueId id, std::uint32_t index, Recipient rcpt);
+    void update_recipients(QueueId id, std::vector<RecipientUpdate> updates, bool remove_if_final,
+                           std::function<void(UpdateResult)> done);
+    [[nodiscard]] std::vector<DueRecipient>
+    due(std::int64_t now, std::size_t limit,
+        const std::function<bool(const DueRecipient&)>* skip) const;
+    [[nodiscard]] std::optional<std::int64_t> next_due_after(std::int64_t now) const;
+    [[nodiscard]] std::vector<QueueId>
+    find_messages(const std::function<bool(const std::vector<Recipient>&)>& match) const;
 
 private:
     struct Put {
@@ -215,6 +225,15 @@ private:
         StateCounts delta{};
         std::optional<CommitResult> rejected; // answered without writing
         std::function<void(CommitResult)> done;
+        // update_recipients(): applied against the records stored at write
+        // time, so `delta` and `removed` are filled in by the write.
+        bool is_update = false;
+        std::vector<RecipientUpdate> updates;
+        std::vector<std::vector<Put>> update_rows; // encoded on the caller's thread
+        bool remove_if_final = false;
+        std::function<void(UpdateResult)> update_done;
+        bool removed = false;
+        std::string reject_reason; // set by a write that found nothing to apply to
     };
 
     std::string open_env();
@@ -224,13 +243,19 @@ private:
     std::string fail(std::string_view what, const lmdb::Status& st) const;
 
     Request prepare(Message m, std::string content, std::function<void(CommitResult)> done);
+    void enqueue(Request r);
+    static void answer(Request& r, CommitResult result);
     void add_rows(std::vector<Put>& rows, QueueId id, std::uint32_t index, const Recipient& r);
     void run();
     std::vector<Request> take_batch();
     void write_batch(std::vector<Request>& batch);
     bool write_together(std::vector<Request>& batch, std::vector<CommitResult>& results);
-    CommitResult write_alone(const Request& r);
-    lmdb::Status put_request(lmdb::Txn& txn, const Request& r) const;
+    CommitResult write_alone(Request& r);
+    lmdb::Status put_request(lmdb::Txn& txn, Request& r) const;
+    lmdb::Status put_update(lmdb::Txn& txn, Request& r) const;
+    lmdb::Status check_update(const lmdb::Txn& txn, Request& r) const;
+    lmdb::Status erase_if_final(lmdb::Txn& txn, Request& r) const;
+    lmdb::Status erase_message(lmdb::Txn& txn, QueueId id, StateCounts& delta) const;
     lmdb::Status drop_indexes(lmdb::Txn& txn, QueueId id, std::uint32_t index,
                               const Recipient& r) const;
     void add_counts(const StateCounts& delta);
@@ -367,6 +392,14 @@ std::string Store::Impl::check_schema(lmdb::Txn& txn) {
                            config_.data_dir, version, kSchemaVersion);
     if (version == 0)
         return fmt::format("queue: {}: unknown schema version 0", config_.data_dir);
+    if (version < kSchemaVersion) {
+        // Older records still decode; stamp the new version so an older
+        // ember refuses this store instead of misreading new records.
+        std::string v;
+        append_be(v, kSchemaVersion, 4);
+        st = txn.put(db_.meta, kSchemaKey, v);
+        return st.ok() ? std::string() : fail("write schema version", st);
+    }
     return {};
 }
 
@@ -467,7 +500,33 @@ Store::Impl::Request Store::Impl::prepare(Message m, std::string content,
 
 void Store::Impl::commit(Message message, std::string content,
                          std::function<void(CommitResult)> done) {
-    auto r = prepare(std::move(message), std::move(content), std::move(done));
+    enqueue(prepare(std::move(message), std::move(content), std::move(done)));
+}
+
+void Store::Impl::update_recipients(QueueId id, std::vector<RecipientUpdate> updates,
+                                    bool remove_if_final, std::function<void(UpdateResult)> done) {
+    Request r;
+    r.id = id;
+    r.is_update = true;
+    r.remove_if_final = remove_if_final;
+    r.update_done = std::move(done);
+    const auto now = now_ms();
+    for (auto& u : updates) {
+        if (is_pending(u.recipient.state) && u.recipient.next_attempt_ms == 0)
+            u.recipient.next_attempt_ms = now;
+        if (core::address_domain(u.recipient.spec.address).size() > kMaxDomain) {
+            r.rejected =
+                rejected(fmt::format("recipient domain longer than {} octets", kMaxDomain));
+            break;
+        }
+        r.update_rows.emplace_back();
+        add_rows(r.update_rows.back(), id, u.index, u.recipient);
+    }
+    r.updates = std::move(updates);
+    enqueue(std::move(r));
+}
+
+void Store::Impl::enqueue(Request r) {
     std::unique_lock lock(mu_);
     if (!stopping_) {
         waiting_.push_back(std::move(r));
@@ -476,8 +535,16 @@ void Store::Impl::commit(Message message, std::string content,
         return;
     }
     lock.unlock();
-    if (r.done)
-        r.done(CommitResult{CommitStatus::ShuttingDown, "queue is shutting down", 0});
+    answer(r, CommitResult{CommitStatus::ShuttingDown, "queue is shutting down", 0});
+}
+
+void Store::Impl::answer(Request& r, CommitResult result) {
+    if (r.update_done) {
+        const bool removed = result.status == CommitStatus::Ok && r.removed;
+        r.update_done(UpdateResult{result.status, std::move(result.detail), removed});
+    } else if (r.done) {
+        r.done(std::move(result));
+    }
 }
 
 // The committer: whatever arrived while the previous transaction was being
@@ -518,11 +585,10 @@ void Store::Impl::write_batch(std::vector<Request>& batch) {
     }
     for (std::size_t i = 0; i < batch.size(); ++i) {
         if (results[i].status != CommitStatus::Ok)
-            log::warning("queue.commit_failed", "id={} status={} detail={}",
-                         format_queue_id(batch[i].id), status_name(results[i].status),
-                         log::q(results[i].detail));
-        if (batch[i].done)
-            batch[i].done(std::move(results[i]));
+            log::warning(batch[i].is_update ? "queue.update_failed" : "queue.commit_failed",
+                         "id={} status={} detail={}", format_queue_id(batch[i].id),
+                         status_name(results[i].status), log::q(results[i].detail));
+        answer(batch[i], std::move(results[i]));
     }
 }
 
@@ -549,6 +615,10 @@ bool Store::Impl::write_together(std::vector<Request>& batch, std::vector<Commit
             results[i] = rejected(fmt::format("queue id {} exists", format_queue_id(batch[i].id)));
             continue;
         }
+        if (st.ok() && !batch[i].reject_reason.empty()) { // likewise
+            results[i] = rejected(batch[i].reject_reason);
+            continue;
+        }
         if (!st.ok())
             return false; // the destructor aborts
         written[i] = true;
@@ -567,7 +637,7 @@ bool Store::Impl::write_together(std::vector<Request>& batch, std::vector<Commit
     return true;
 }
 
-CommitResult Store::Impl::write_alone(const Request& r) {
+CommitResult Store::Impl::write_alone(Request& r) {
     if (r.rejected)
         return *r.rejected;
     lmdb::Txn txn;
@@ -577,6 +647,8 @@ CommitResult Store::Impl::write_alone(const Request& r) {
         return st.is(MDB_KEYEXIST)
                    ? rejected(fmt::format("queue id {} exists", format_queue_id(r.id)))
                    : failure(st, 1);
+    if (!r.reject_reason.empty())
+        return rejected(r.reject_reason);
     if (auto st = txn.commit(); !st.ok())
         return failure(st, 1);
     add_counts(r.delta);
@@ -585,7 +657,9 @@ CommitResult Store::Impl::write_alone(const Request& r) {
 
 // The message row goes first with MDB_NOOVERWRITE: a duplicate id fails
 // before anything of the request is written, and never replaces a message.
-lmdb::Status Store::Impl::put_request(lmdb::Txn& txn, const Request& r) const {
+lmdb::Status Store::Impl::put_request(lmdb::Txn& txn, Request& r) const {
+    if (r.is_update)
+        return put_update(txn, r);
     const auto key = id_key(r.id);
     if (auto st = txn.put(db_.messages, key, r.header, MDB_NOOVERWRITE); !st.ok())
         return st;
@@ -596,6 +670,73 @@ lmdb::Status Store::Impl::put_request(lmdb::Txn& txn, const Request& r) const {
             return st;
     }
     return {};
+}
+
+// Every recipient must exist and decode before anything is written, so a
+// request that cannot apply leaves the shared transaction untouched.
+lmdb::Status Store::Impl::check_update(const lmdb::Txn& txn, Request& r) const {
+    for (const auto& u : r.updates) {
+        std::string_view v;
+        const auto st = txn.get(db_.recipients, recipient_key(r.id, u.index), v);
+        if (st.is(MDB_NOTFOUND)) {
+            r.reject_reason =
+                fmt::format("queue id {} has no recipient {}", format_queue_id(r.id), u.index);
+            return {};
+        }
+        if (!st.ok())
+            return st;
+        if (!decode_recipient(v)) {
+            r.reject_reason =
+                fmt::format("queue id {} recipient {} is corrupt", format_queue_id(r.id), u.index);
+            return {};
+        }
+    }
+    return {};
+}
+
+// Each update reads the record as stored now (an earlier update of the same
+// request may have rewritten it) to move exactly its index entries.
+lmdb::Status Store::Impl::put_update(lmdb::Txn& txn, Request& r) const {
+    r.delta = {};
+    r.removed = false;
+    r.reject_reason.clear();
+    if (auto st = check_update(txn, r); !st.ok() || !r.reject_reason.empty())
+        return st;
+    for (std::size_t i = 0; i < r.updates.size(); ++i) {
+        const auto index = r.updates[i].index;
+        std::string_view v;
+        if (auto st = txn.get(db_.recipients, recipient_key(r.id, index), v); !st.ok())
+            return st;
+        const auto old = decode_recipient(v); // decoded before the write invalidates `v`
+        if (!old)
+            return lmdb::Status{MDB_CORRUPTED};
+        if (auto st = drop_indexes(txn, r.id, index, *old); !st.ok())
+            return st;
+        for (const auto& row : r.update_rows[i]) {
+            if (auto st = txn.put(row.dbi, row.key, row.value); !st.ok())
+                return st;
+        }
+        --r.delta[static_cast<std::size_t>(old->state)];
+        ++r.delta[static_cast<std::size_t>(r.updates[i].recipient.state)];
+    }
+    return r.remove_if_final ? erase_if_final(txn, r) : lmdb::Status{};
+}
+
+lmdb::Status Store::Impl::erase_if_final(lmdb::Txn& txn, Request& r) const {
+    const auto prefix = id_key(r.id);
+    bool final = true;
+    auto st = scan(txn, db_.recipients, prefix, [&](std::string_view k, std::string_view v) {
+        if (!k.starts_with(prefix))
+            return false;
+        const auto rcpt = decode_recipient(v);
+        final = rcpt && !is_pending(rcpt->state);
+        return final;
+    });
+    if (!st.ok() || !final)
+        return st;
+    st = erase_message(txn, r.id, r.delta);
+    r.removed = st.ok();
+    return st;
 }
 
 void Store::Impl::add_counts(const StateCounts& delta) {
@@ -759,7 +900,9 @@ std::map<RecipientState, std::uint64_t> Store::Impl::counts() const {
     return out;
 }
 
-std::vector<DueRecipient> Store::Impl::due(std::int64_t now, std::size_t limit) const {
+std::vector<DueRecipient>
+Store::Impl::due(std::int64_t now, std::size_t limit,
+                 const std::function<bool(const DueRecipient&)>* skip) const {
     std::vector<DueRecipient> out;
     lmdb::Txn txn;
     if (limit == 0 || !begin_read(txn))
@@ -780,11 +923,63 @@ std::vector<DueRecipient> Store::Impl::due(std::int64_t now, std::size_t limit) 
             log::error("queue.corrupt_due_entry", "id={} index={}", format_queue_id(id), index);
             return true;
         }
-        out.push_back(DueRecipient{id, index, core::address_domain(r->spec.address), at});
+        DueRecipient d{id, index, core::address_domain(r->spec.address), at};
+        if (skip != nullptr && (*skip)(d))
+            return true;
+        out.push_back(std::move(d));
         return out.size() < limit;
     });
     if (!st.ok())
         log::error("queue.due_failed", "error={}", log::q(st.message()));
+    return out;
+}
+
+std::optional<std::int64_t> Store::Impl::next_due_after(std::int64_t now) const {
+    lmdb::Txn txn;
+    lmdb::Cursor cursor;
+    if (now == std::numeric_limits<std::int64_t>::max() || !begin_read(txn) ||
+        !lmdb::Cursor::open(txn, db_.due, cursor).ok())
+        return std::nullopt;
+    std::string_view key;
+    std::string_view value;
+    if (!cursor.seek(due_key(now + 1, 0, 0), key, value).ok() || key.size() < 8)
+        return std::nullopt;
+    return static_cast<std::int64_t>(read_be(key.substr(0, 8)));
+}
+
+// Recipient keys are id(8) index(4): one scan meets each message's
+// recipients together and in index order.
+std::vector<QueueId>
+Store::Impl::find_messages(const std::function<bool(const std::vector<Recipient>&)>& match) const {
+    std::vector<QueueId> out;
+    lmdb::Txn txn;
+    if (!begin_read(txn))
+        return out;
+    std::vector<Recipient> current;
+    QueueId id = 0;
+    bool intact = true;
+    auto flush = [&] {
+        if (!current.empty() && intact && match(current))
+            out.push_back(id);
+        current.clear();
+        intact = true;
+    };
+    const auto st = scan(txn, db_.recipients, {}, [&](std::string_view k, std::string_view v) {
+        if (k.size() != kIdBytes + kIndexBytes)
+            return true;
+        if (const auto key_id = read_be(k.substr(0, kIdBytes)); key_id != id) {
+            flush();
+            id = key_id;
+        }
+        auto r = decode_recipient(v);
+        intact = intact && r && read_be(k.substr(kIdBytes)) == current.size();
+        if (intact)
+            current.push_back(std::move(*r));
+        return true;
+    });
+    flush();
+    if (!st.ok())
+        log::error("queue.find_failed", "error={}", log::q(st.message()));
     return out;
 }
 
@@ -801,25 +996,16 @@ lmdb::Status Store::Impl::drop_indexes(lmdb::Txn& txn, QueueId id, std::uint32_t
     return st.is(MDB_NOTFOUND) ? lmdb::Status{} : st;
 }
 
-bool Store::Impl::remove(QueueId id, std::string& error) {
-    error.clear();
-    lmdb::Txn txn;
-    std::string_view header;
-    auto st = lmdb::Txn::begin(env_.get(), 0, txn);
-    if (st.ok())
-        st = txn.get(db_.messages, id_key(id), header);
-    if (st.is(MDB_NOTFOUND))
-        return false;
+// Deletes the message row, its content, recipients and their index entries.
+lmdb::Status Store::Impl::erase_message(lmdb::Txn& txn, QueueId id, StateCounts& delta) const {
     // Collect first: the scan's cursor must be closed before rows are deleted.
     std::vector<std::pair<std::string, std::optional<Recipient>>> rows;
     const auto prefix = id_key(id);
-    if (st.ok())
-        st = scan(txn, db_.recipients, prefix, [&](std::string_view k, std::string_view v) {
-            if (k.starts_with(prefix))
-                rows.emplace_back(std::string(k), decode_recipient(v));
-            return k.starts_with(prefix);
-        });
-    StateCounts delta{};
+    auto st = scan(txn, db_.recipients, prefix, [&](std::string_view k, std::string_view v) {
+        if (k.starts_with(prefix))
+            rows.emplace_back(std::string(k), decode_recipient(v));
+        return k.starts_with(prefix);
+    });
     for (std::size_t i = 0; st.ok() && i < rows.size(); ++i) {
         const auto& [key, r] = rows[i];
         if (r) {
@@ -832,8 +1018,23 @@ bool Store::Impl::remove(QueueId id, std::string& error) {
     }
     if (st.ok() && (st = txn.del(db_.content, prefix)).is(MDB_NOTFOUND))
         st = {};
+    if (st.ok() && (st = txn.del(db_.messages, prefix)).is(MDB_NOTFOUND))
+        st = {};
+    return st;
+}
+
+bool Store::Impl::remove(QueueId id, std::string& error) {
+    error.clear();
+    lmdb::Txn txn;
+    std::string_view header;
+    auto st = lmdb::Txn::begin(env_.get(), 0, txn);
     if (st.ok())
-        st = txn.del(db_.messages, prefix);
+        st = txn.get(db_.messages, id_key(id), header);
+    if (st.is(MDB_NOTFOUND))
+        return false;
+    StateCounts delta{};
+    if (st.ok())
+        st = erase_message(txn, id, delta);
     if (st.ok())
         st = txn.commit();
     if (!st.ok()) {
@@ -930,7 +1131,26 @@ std::map<RecipientState, std::uint64_t> Store::counts() const {
 }
 
 std::vector<DueRecipient> Store::due(std::int64_t now_ms, std::size_t limit) const {
-    return impl_->due(now_ms, limit);
+    return impl_->due(now_ms, limit, nullptr);
+}
+
+std::vector<DueRecipient> Store::due(std::int64_t now_ms, std::size_t limit,
+                                     const std::function<bool(const DueRecipient&)>& skip) const {
+    return impl_->due(now_ms, limit, skip ? &skip : nullptr);
+}
+
+std::optional<std::int64_t> Store::next_due_after(std::int64_t now_ms) const {
+    return impl_->next_due_after(now_ms);
+}
+
+std::vector<QueueId>
+Store::find_messages(const std::function<bool(const std::vector<Recipient>&)>& match) const {
+    return impl_->find_messages(match);
+}
+
+void Store::update_recipients(QueueId id, std::vector<RecipientUpdate> updates,
+                              bool remove_if_final, std::function<void(UpdateResult)> done) {
+    impl_->update_recipients(id, std::move(updates), remove_if_final, std::move(done));
 }
 
 std::string Store::update_recipient(QueueId id, std::uint32_t index, const Recipient& recipient) {

@@ -33,6 +33,16 @@
 //     recipients[]. A message with id 0 or no recipients at all fails with
 //     IoError (it could never be delivered, so it must not be acknowledged);
 //   - due() and update_recipient() for the scheduler.
+//
+// Additions for the scheduler (queue/scheduler.hpp):
+//   - update_recipients() rewrites several recipients of one message (and,
+//     when asked, removes the message once none is pending) through the
+//     same committer as commit(): outcomes of many deliveries share one
+//     transaction and one fsync. Requests are written in the order they
+//     were queued, commits and updates alike, so a commit() queued before
+//     an update is durable no later than that update (the scheduler relies
+//     on this to have a DSN on disk before the failure it reports);
+//   - due() with a skip predicate, next_due_after() and find_messages().
 
 #include "core/units.hpp"
 #include "queue/record.hpp"
@@ -85,6 +95,19 @@ struct DueRecipient {
     friend bool operator==(const DueRecipient&, const DueRecipient&) = default;
 };
 
+// One recipient's new record, by its index in Message::recipients.
+struct RecipientUpdate {
+    std::uint32_t index = 0;
+    Recipient recipient;
+    friend bool operator==(const RecipientUpdate&, const RecipientUpdate&) = default;
+};
+
+struct UpdateResult {
+    CommitStatus status = CommitStatus::Ok;
+    std::string detail;   // why, when status != Ok
+    bool removed = false; // remove_if_final was asked and no recipient was pending any more
+};
+
 class Store {
 public:
     // Opens (creating if needed) the environment; nullptr and `error` set on failure.
@@ -118,6 +141,29 @@ public:
     // Empty on success, else the reason (unknown recipient, LMDB error).
     [[nodiscard]] std::string update_recipient(QueueId id, std::uint32_t index,
                                                const Recipient& recipient);
+
+    // Thread-safe, asynchronous, group-committed: writes `updates` (in order;
+    // a pending record with next_attempt_ms == 0 is due at write time) and
+    // moves their index entries in one transaction with whatever else is
+    // waiting. With remove_if_final, a message none of whose recipients is
+    // pending after the updates is deleted in that same transaction. `done`
+    // runs once on the committer thread. An unknown message or recipient
+    // fails the request (IoError) without writing any of it.
+    void update_recipients(QueueId id, std::vector<RecipientUpdate> updates, bool remove_if_final,
+                           std::function<void(UpdateResult)> done);
+    // due(now_ms, limit), leaving out the entries `skip` returns true for;
+    // those do not count toward `limit` (the scheduler skips recipients in
+    // flight, which would otherwise hide the ones behind them).
+    [[nodiscard]] std::vector<DueRecipient>
+    due(std::int64_t now_ms, std::size_t limit,
+        const std::function<bool(const DueRecipient&)>& skip) const;
+    // The earliest next attempt later than now_ms; nullopt when none is.
+    [[nodiscard]] std::optional<std::int64_t> next_due_after(std::int64_t now_ms) const;
+    // Ids, in order, of messages whose recipients (all of them, by index)
+    // satisfy `match`. Reads every recipient record: for start-up recovery
+    // and admin queries, not for a hot path.
+    [[nodiscard]] std::vector<QueueId>
+    find_messages(const std::function<bool(const std::vector<Recipient>&)>& match) const;
 
     class Impl;
 
