@@ -75,10 +75,13 @@ public:
 
     [[nodiscard]] bool has_error() const { return !error_.empty(); }
     [[nodiscard]] const std::string& error() const { return error_; }
-    // Bytes are held that are not yet part of a complete reply. After the 220
-    // to STARTTLS this must be false, or the peer injected plaintext that
-    // would be read as if it came over TLS (CVE-2011-0411, client side).
-    [[nodiscard]] bool has_pending_input() const { return !partial_.empty() || !lines_.empty(); }
+    // Bytes are held beyond the replies taken with next(): a partial reply or
+    // complete replies not yet taken. After taking the 220 to STARTTLS this
+    // must be false, or the peer injected plaintext that would be read as if
+    // it came over TLS (CVE-2011-0411, client side).
+    [[nodiscard]] bool has_pending_input() const {
+        return !partial_.empty() || !lines_.empty() || !ready_.empty();
+    }
 
 private:
     void take_line(std::string_view line);

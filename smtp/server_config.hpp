@@ -23,6 +23,10 @@ enum class AuthPolicy { None, Optional, Required };
 // end-of-data detector either way.
 enum class BareNewlinePolicy { Reject, Normalize };
 
+// A listener's override of the DMARC alignment gate ([auth] alignment);
+// smtp/ only carries it to the ContentPolicy the daemon provides.
+enum class ListenerAlignment { Inherit, Enforce, Warn, Off };
+
 struct ListenerConfig {
     core::Endpoint address{"127.0.0.1", 2525};
     ListenerMode mode = ListenerMode::Submission;
@@ -30,6 +34,7 @@ struct ListenerConfig {
     AuthPolicy auth = AuthPolicy::Optional;
     // Offer AUTH before TLS. Only accepted on loopback listeners.
     bool auth_without_tls = false;
+    ListenerAlignment alignment = ListenerAlignment::Inherit;
 };
 
 struct Limits {

@@ -46,6 +46,29 @@ struct AcceptedMessage {
 
 enum class SinkStatus { Ok, StorageFull, LocalError, ShuttingDown };
 
+// A submitted message as the content policy sees it, after the header
+// checks and before the commit (DMARC alignment gate, later suppression).
+struct ContentCheck {
+    SessionInfo info;
+    ListenerConfig listener;
+    std::string queue_id;
+    core::Envelope envelope;
+    std::vector<std::string> from_domains; // one per From: mailbox, lowercased
+};
+
+struct PolicyVerdict {
+    bool accept = true;
+    int code = 0; // the refusal when !accept: a 4xx or 5xx
+    std::string enhanced;
+    std::string text;
+};
+
+class ContentPolicy {
+public:
+    virtual ~ContentPolicy() = default;
+    [[nodiscard]] virtual boost::asio::awaitable<PolicyVerdict> check(ContentCheck check) = 0;
+};
+
 class MessageSink {
 public:
     virtual ~MessageSink() = default;
@@ -123,6 +146,7 @@ struct ServerContext {
     ServerMetrics& metrics;
     ConnectionTracker connections;
     SessionRegistry sessions;
+    ContentPolicy* policy = nullptr; // checks submissions before the commit; none when null
 };
 
 } // namespace ember::smtp

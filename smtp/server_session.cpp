@@ -129,6 +129,7 @@ private:
     awaitable<void> on_data(const Command& cmd);
     awaitable<void> on_bdat(const Command& cmd);
     awaitable<void> finish_message(DataProblem problem, std::string content);
+    awaitable<bool> policy_refuses(const HeaderBlock& header);
 
     // ---- helpers ----
     bool starttls_offered() const;
@@ -765,6 +766,36 @@ awaitable<void> Session::on_bdat(const Command& cmd) {
     co_await finish_message(problem, std::move(content));
 }
 
+// The daemon's content policy (the DMARC alignment gate) sees the message
+// after the header checks and before the commit: a refusal costs no disk.
+awaitable<bool> Session::policy_refuses(const HeaderBlock& header) {
+    if (ctx_.policy == nullptr)
+        co_return false;
+    ContentCheck input;
+    input.info = SessionInfo{client_, helo_, auth_user_, session_tls(), listener_text_};
+    input.listener = listener_;
+    input.queue_id = txn_->queue_id;
+    input.envelope.mail_from = txn_->mail.address;
+    input.envelope.recipients = txn_->recipients;
+    for (const auto& field : header.fields) {
+        if (!iequals(field.name, "From"))
+            continue;
+        const auto mailboxes = parse_mailbox_list(unfold(field.value));
+        if (!mailboxes)
+            continue;
+        for (const auto& m : *mailboxes)
+            input.from_domains.push_back(core::address_domain("@" + m.domain));
+    }
+    const auto verdict = co_await ctx_.policy->check(std::move(input));
+    if (verdict.accept)
+        co_return false;
+    const auto r = make_reply(verdict.code, verdict.enhanced, verdict.text);
+    ctx_.metrics.message_rejected(verdict.code >= 500 ? "policy" : "policy_temporary");
+    log_reject("policy", r);
+    fail(r);
+    co_return true;
+}
+
 awaitable<void> Session::finish_message(DataProblem problem, std::string content) {
     if (problem != DataProblem::None) {
         Reply r;
@@ -802,6 +833,11 @@ awaitable<void> Session::finish_message(DataProblem problem, std::string content
             ctx_.metrics.message_rejected("headers");
             log_reject("headers", check.reply);
             fail(check.reply);
+            reset_transaction();
+            co_return;
+        }
+        const bool refused = co_await policy_refuses(header);
+        if (refused) {
             reset_transaction();
             co_return;
         }

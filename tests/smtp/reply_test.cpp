@@ -210,11 +210,17 @@ TEST_CASE("a reply line over 2048 octets is an error, even before its line end a
 TEST_CASE("bytes after the STARTTLS 220 show up as pending input") {
     ReplyParser clean;
     clean.feed("220 2.0.0 Ready to start TLS\r\n");
+    CHECK(clean.has_pending_input()); // the 220 itself, not taken yet
+    CHECK(clean.next().has_value());
     CHECK_FALSE(clean.has_pending_input());
     ReplyParser injected;
     injected.feed("220 2.0.0 Ready to start TLS\r\n250 forged");
     CHECK(injected.next().has_value());
     CHECK(injected.has_pending_input());
+    ReplyParser whole; // a complete forged reply in the same packet counts too
+    whole.feed("220 2.0.0 Ready to start TLS\r\n250 forged\r\n");
+    CHECK(whole.next().has_value());
+    CHECK(whole.has_pending_input());
 }
 
 TEST_CASE("formatted replies parse back to the same reply") {

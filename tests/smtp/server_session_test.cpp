@@ -382,3 +382,45 @@ TEST_CASE("HTTP requests on the SMTP port end the session") {
     const auto out = f.run("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
     CHECK(codes(out) == "220 421");
 }
+
+namespace {
+
+class FakePolicy final : public smtp::ContentPolicy {
+public:
+    asio::awaitable<smtp::PolicyVerdict> check(smtp::ContentCheck c) override {
+        seen.push_back(c);
+        co_return verdict;
+    }
+    smtp::PolicyVerdict verdict;
+    std::vector<smtp::ContentCheck> seen;
+};
+
+} // namespace
+
+TEST_CASE("the content policy sees From domains and its refusal is the reply, nothing queued") {
+    const std::pair<smtp::PolicyVerdict, std::string> cases[] = {
+        {{false, 550, "5.7.26", "From domain sender.example would fail DMARC"}, "550 5.7.26"},
+        {{false, 451, "4.4.3", "DNS lookup failed"}, "451 4.4.3"}};
+    for (const auto& [verdict, want] : cases) {
+        CAPTURE(want);
+        Fixture f;
+        FakePolicy policy;
+        policy.verdict = verdict;
+        f.ctx.policy = &policy;
+        const auto out = f.run("EHLO c\r\n" +
+                               transaction("From: A <a@Sender.Example>, b@other.example\r\n"
+                                           "Sender: a@sender.example\r\n\r\nHi\r\n") +
+                               "NOOP\r\n");
+        CHECK(out.find(want) != std::string::npos);
+        CHECK(f.sink.messages.empty());
+        REQUIRE(policy.seen.size() == 1);
+        CHECK(policy.seen[0].from_domains ==
+              std::vector<std::string>{"sender.example", "other.example"});
+        CHECK(policy.seen[0].envelope.mail_from == "app@sender.example");
+    }
+    Fixture ok;
+    FakePolicy pass;
+    ok.ctx.policy = &pass;
+    (void)ok.run("EHLO c\r\n" + transaction());
+    CHECK(ok.sink.messages.size() == 1);
+}
