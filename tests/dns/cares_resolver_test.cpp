@@ -1,8 +1,8 @@
 #include "dns/cares_resolver.hpp"
 
 #include "dns/mail_hosts.hpp"
-#include "tests/support/dns_server_process.hpp"
 #include "tests/dns/run.hpp"
+#include "tests/support/dns_server_process.hpp"
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
