@@ -1,5 +1,7 @@
 #include "core/config_table.hpp"
 
+#include <fmt/core.h>
+
 #include <algorithm>
 
 namespace ember::core::config {
@@ -220,6 +222,65 @@ bool read_cidr_list(const toml::value& v, std::vector<Cidr>& out, const Context&
         out.push_back(*c);
     }
     return ok;
+}
+
+bool read_number(const toml::value& v, double min, double max, double& out, const Context& ctx) {
+    double value = 0;
+    if (v.is_integer())
+        value = static_cast<double>(v.as_integer());
+    else if (v.is_floating())
+        value = v.as_floating();
+    else {
+        ctx.error(v, "expected a number, found " + type_name(v));
+        return false;
+    }
+    if (value < min || value > max) {
+        ctx.error(v, "value " + format_number(value) + " is out of range [" + format_number(min) +
+                         ", " + format_number(max) + "]");
+        return false;
+    }
+    out = value;
+    return true;
+}
+
+std::string format_number(double value) {
+    std::string text = fmt::format("{:g}", value);
+    if (text.find_first_of(".e") == std::string::npos)
+        text += ".0"; // stays a TOML float
+    return text;
+}
+
+bool read_ip_list(const toml::value& v, std::vector<IpAddress>& out, const Context& ctx) {
+    std::vector<std::string> items;
+    if (!read_string_list(v, items, ctx))
+        return false;
+    out.clear();
+    for (const auto& item : items) {
+        const auto ip = IpAddress::parse(item);
+        if (!ip) {
+            ctx.error(v, "invalid IP address " + quote(item));
+            return false;
+        }
+        out.push_back(*ip);
+    }
+    return true;
+}
+
+bool read_endpoint_list(const toml::value& v, std::vector<Endpoint>& out, const Context& ctx) {
+    std::vector<std::string> items;
+    if (!read_string_list(v, items, ctx))
+        return false;
+    out.clear();
+    for (const auto& item : items) {
+        const auto e = Endpoint::parse(item);
+        if (!e || !IpAddress::parse(e->host)) {
+            ctx.error(v, "invalid address " + quote(item) +
+                             " (use \"ip:port\", e.g. \"127.0.0.1:53\" or \"[::1]:53\")");
+            return false;
+        }
+        out.push_back(*e);
+    }
+    return true;
 }
 
 bool read_path(const toml::value& v, std::string& out, const Context& ctx) {

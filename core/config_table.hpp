@@ -89,6 +89,14 @@ template <typename S> std::string dump_table(const Table<S>& fields, const S& va
 [[nodiscard]] bool read_cidr_list(const toml::value& v, std::vector<Cidr>& out, const Context& ctx);
 // A path; relative paths are made absolute against ctx.base_dir.
 [[nodiscard]] bool read_path(const toml::value& v, std::string& out, const Context& ctx);
+// A number (integer or float) within [min, max].
+[[nodiscard]] bool read_number(const toml::value& v, double min, double max, double& out,
+                               const Context& ctx);
+[[nodiscard]] bool read_ip_list(const toml::value& v, std::vector<IpAddress>& out,
+                                const Context& ctx);
+[[nodiscard]] bool read_endpoint_list(const toml::value& v, std::vector<Endpoint>& out,
+                                      const Context& ctx);
+[[nodiscard]] std::string format_number(double value);
 
 // ---- field factories ----
 
@@ -210,6 +218,62 @@ Field<S> string_list_field(std::string key, std::vector<std::string> S::*member)
             },
             [member](const S& s) {
                 return quote_list(s.*member);
+            }};
+}
+
+template <typename S>
+Field<S> number_field(std::string key, double S::*member, double min, double max) {
+    return {key,
+            [member, min, max](const toml::value& v, S& s, const Context& ctx) {
+                double value = 0;
+                if (read_number(v, min, max, value, ctx))
+                    s.*member = value;
+            },
+            [member](const S& s) {
+                return format_number(s.*member);
+            }};
+}
+
+template <typename S> Field<S> ip_list_field(std::string key, std::vector<IpAddress> S::*member) {
+    return {key,
+            [member](const toml::value& v, S& s, const Context& ctx) {
+                std::vector<IpAddress> value;
+                if (read_ip_list(v, value, ctx))
+                    s.*member = std::move(value);
+            },
+            [member](const S& s) {
+                std::vector<std::string> items;
+                for (const auto& ip : s.*member)
+                    items.push_back(ip.to_string());
+                return quote_list(items);
+            }};
+}
+
+template <typename S>
+Field<S> endpoint_list_field(std::string key, std::vector<Endpoint> S::*member) {
+    return {key,
+            [member](const toml::value& v, S& s, const Context& ctx) {
+                std::vector<Endpoint> value;
+                if (read_endpoint_list(v, value, ctx))
+                    s.*member = std::move(value);
+            },
+            [member](const S& s) {
+                std::vector<std::string> items;
+                for (const auto& e : s.*member)
+                    items.push_back(e.to_string());
+                return quote_list(items);
+            }};
+}
+
+// A field of a struct nested in S (e.g. [delivery] keys that fill
+// ClientConfig::timeouts): the row parses into (s.*outer).
+template <typename S, typename Inner> Field<S> nested(Inner S::*outer, Field<Inner> inner) {
+    return {inner.key,
+            [outer, parse = inner.parse](const toml::value& v, S& s, const Context& ctx) {
+                parse(v, s.*outer, ctx);
+            },
+            [outer, dump = inner.dump](const S& s) {
+                return dump(s.*outer);
             }};
 }
 

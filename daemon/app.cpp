@@ -4,7 +4,9 @@
 #include "core/async.hpp"
 #include "daemon/admin_server.hpp"
 #include "daemon/admin_verbs.hpp"
+#include "daemon/alignment_policy.hpp"
 #include "daemon/authenticator.hpp"
+#include "daemon/delivery_service.hpp"
 #include "daemon/http_server.hpp"
 #include "daemon/metrics.hpp"
 #include "daemon/queue_sink.hpp"
@@ -125,6 +127,8 @@ private:
     json::object status() const;
     asio::awaitable<void> shutdown();
     void warn_restart_only_changes(const Config& next) const;
+    AlignmentSettings alignment_settings(const Config& c,
+                                         std::shared_ptr<const auth::DkimSigner> signer) const;
 
     RunOptions options_;
     Config config_;
@@ -135,6 +139,8 @@ private:
     std::unique_ptr<QueueSink> sink_;
     std::unique_ptr<smtp::ServerMetrics> smtp_metrics_;
     std::unique_ptr<UsersAuthenticator> auth_;
+    std::unique_ptr<DeliveryService> delivery_;
+    std::unique_ptr<AlignmentGate> gate_;
     std::unique_ptr<smtp::ServerContext> server_;
     std::vector<std::unique_ptr<smtp::Listener>> listeners_;
     std::unique_ptr<HttpServer> http_;
@@ -169,11 +175,22 @@ bool App::start() {
             log::error("tls.error", "error={}", log::q(error));
         return false;
     }
+    delivery_ = DeliveryService::create(io_.get_executor(), config_, *store_, metrics_.registry(),
+                                        pool_, error);
+    if (!delivery_) {
+        log::error("delivery.start_failed", "error={}", log::q(error));
+        return false;
+    }
+    gate_ = std::make_unique<AlignmentGate>(delivery_->resolver(),
+                                            alignment_settings(config_, delivery_->signer()));
     sink_ = std::make_unique<QueueSink>(*store_);
+    sink_->on_committed([this] { delivery_->notify(); });
     smtp_metrics_ = std::make_unique<smtp::ServerMetrics>(metrics_.registry());
     auth_ = std::make_unique<UsersAuthenticator>(pool_, std::move(users), config_.smtp);
     server_ = std::make_unique<smtp::ServerContext>(smtp::ServerContext{
         make_settings(config_, std::move(tls)), *sink_, *auth_, *smtp_metrics_, {}, {}});
+    server_->policy = gate_.get();
+    delivery_->start();
 
     add_queue_gauges(metrics_, *store_);
 
@@ -216,6 +233,17 @@ bool App::start() {
     return true;
 }
 
+AlignmentSettings App::alignment_settings(const Config& c,
+                                          std::shared_ptr<const auth::DkimSigner> signer) const {
+    AlignmentSettings a;
+    a.policy = c.auth.alignment;
+    a.helo_name = c.delivery.client.helo_name;
+    a.egress_ips =
+        c.delivery.source_ips.empty() ? auth::host_egress_addresses() : c.delivery.source_ips;
+    a.signer = std::move(signer);
+    return a;
+}
+
 json::object App::status() const {
     json::object o;
     o["version"] = EMBER_VERSION;
@@ -252,6 +280,9 @@ void App::warn_restart_only_changes(const Config& next) const {
         warn("admin.socket");
     if (next.http.listen != config_.http.listen)
         warn("http.listen");
+    if (next.dns.servers != config_.dns.servers || next.dns.timeout != config_.dns.timeout ||
+        next.dns.tries != config_.dns.tries)
+        warn("dns");
     bool same = next.listeners.size() == config_.listeners.size();
     for (std::size_t i = 0; same && i < next.listeners.size(); ++i) {
         const auto& a = next.listeners[i];
@@ -270,12 +301,14 @@ json::object App::reload() {
     auto next = load_config(config_.file, diag);
     std::shared_ptr<const auth::UsersFile> users;
     std::shared_ptr<asio::ssl::context> tls;
+    std::shared_ptr<const auth::DkimSigner> signer;
     if (next) {
         users = load_users(*next, diag);
         std::string error;
         tls = build_tls(*next, error);
         if (!error.empty())
             diag.add(next->tls.cert, 0, error);
+        signer = load_signer(*next, diag);
     }
     json::array errors;
     if (!next || !diag.empty()) {
@@ -299,6 +332,9 @@ json::object App::reload() {
     apply_log_level(*next);
     server_->settings = make_settings(*next, std::move(tls));
     auth_->update(std::move(users), next->smtp);
+    next->dns = config_.dns; // the resolver keeps its servers until a restart
+    delivery_->reload(*next, signer);
+    gate_->update(alignment_settings(*next, signer));
     config_ = std::move(*next);
     log::info("config.reloaded", "file={}", log::q(config_.file));
     notify("READY=1\nSTATUS=running");
@@ -341,6 +377,8 @@ asio::awaitable<void> App::shutdown() {
         log::warning("daemon.grace_expired", "sessions={}", server_->sessions.size());
         server_->sessions.force_close_all();
     }
+    // Mail already accepted stays queued; jobs in flight get the same grace.
+    co_await delivery_->stop(config_.server.shutdown_grace);
     if (http_)
         http_->stop();
     signals_.cancel();

@@ -10,9 +10,11 @@
 
 #include "daemon/config.hpp"
 
+#include "auth/dkim_keys.hpp"
 #include "auth/users.hpp"
 #include "core/assert.hpp"
 #include "daemon/config_tables.hpp"
+#include "warmup/config.hpp"
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -124,6 +126,9 @@ public:
         auth();
         limits();
         http();
+        delivery();
+        dkim();
+        warmup();
     }
 
 private:
@@ -184,6 +189,9 @@ private:
     void auth_listener(std::size_t i);
     void limits();
     void http();
+    void delivery();
+    void dkim();
+    void warmup();
 
     const toml::value& root_;
     const Config& config_;
@@ -319,6 +327,34 @@ void Checker::http() {
     }
 }
 
+void Checker::delivery() {
+    const auto& c = config_.delivery.client;
+    if (c.max_connections_per_destination > c.max_connections &&
+        ok("delivery", "max_connections") && ok("delivery", "max_connections_per_destination"))
+        error(at("delivery", "max_connections_per_destination"),
+              "max_connections_per_destination (" +
+                  std::to_string(c.max_connections_per_destination) +
+                  ") is larger than max_connections (" + std::to_string(c.max_connections) + ")");
+    const auto& r = config_.delivery.scheduler.retry;
+    if (r.max < r.first && ok("delivery", "retry_max") && ok("delivery", "retry_first"))
+        error(at("delivery", "retry_max"), "retry_max (" + core::format_duration(r.max) +
+                                               ") is shorter than retry_first (" +
+                                               core::format_duration(r.first) + ")");
+}
+
+// Keys must load now, at start and at reload, not at the first message.
+void Checker::dkim() {
+    if (config_.dkim.empty() || !ctx_.diag.empty())
+        return;
+    (void)auth::load_dkim_keys(config_.dkim, config_.file, ctx_.diag);
+}
+
+void Checker::warmup() {
+    if (config_.warmup.file.empty() || !ok("warmup", "file"))
+        return;
+    (void)warmup::load_config(config_.warmup.file, ctx_.diag);
+}
+
 // "; it belongs in [server]" when some section has `key`, else "".
 std::string home_of(const std::string& key) {
     for (const auto& s : sections()) {
@@ -391,6 +427,12 @@ void load_into(const toml::value& root, Config& config, core::Diagnostics& diag)
     config.queue.data_dir = config.server.data_dir;
     if (config.server.hostname.empty())
         config.server.hostname = machine_hostname();
+    // A job holds one connection: the scheduler's limits are the client's.
+    auto& delivery = config.delivery;
+    delivery.client.helo_name =
+        delivery.helo_name.empty() ? config.server.hostname : delivery.helo_name;
+    delivery.scheduler.max_jobs = delivery.client.max_connections;
+    delivery.scheduler.max_jobs_per_destination = delivery.client.max_connections_per_destination;
     Checker(root, config, ctx).run();
 }
 

@@ -5,12 +5,18 @@
 // problem as `file:line: message`; it never throws and never half-applies:
 // the caller swaps the whole Config or keeps the old one.
 
+#include "auth/alignment.hpp"
+#include "auth/dkim_config.hpp"
 #include "core/diagnostics.hpp"
 #include "core/log.hpp"
 #include "core/net.hpp"
 #include "core/units.hpp"
+#include "dns/resolver.hpp"
+#include "queue/scheduler_config.hpp"
 #include "queue/store.hpp"
+#include "smtp/client_config.hpp"
 #include "smtp/server_config.hpp"
+#include "warmup/config.hpp"
 
 #include <chrono>
 #include <optional>
@@ -42,6 +48,20 @@ struct TlsConfig {
 struct AuthConfig {
     std::string users_file; // user:crypt-hash lines; "" = no AUTH users
     std::vector<core::Cidr> trusted_networks = loopback_networks(); // may relay without AUTH
+    // The DMARC alignment gate at submission; [[listener]] alignment overrides it.
+    auth::AlignmentPolicy alignment = auth::AlignmentPolicy::Enforce;
+};
+
+// [delivery]: the SMTP client, the scheduler's retry policy and what DSNs return.
+struct DeliveryConfig {
+    // Accept and queue mail but deliver nothing (maintenance, tests); a
+    // reload that clears it resumes delivery.
+    bool hold = false;
+    smtp::ClientConfig client;               // helo_name filled from [server] hostname when empty
+    queue::SchedulerConfig scheduler;        // max_jobs* mirror the client's connection limits
+    std::string helo_name;                   // "" = [server] hostname
+    std::vector<core::IpAddress> source_ips; // egress IPs for the SPF part of the DMARC gate
+    core::ByteSize dsn_return_limit{std::uint64_t{1} << 20}; // RET=FULL returns at most this
 };
 
 struct HttpConfig {
@@ -63,6 +83,10 @@ struct Config {
     queue::StoreConfig queue; // queue.data_dir mirrors server.data_dir
     HttpConfig http;
     AdminConfig admin;
+    dns::ResolverConfig dns;
+    DeliveryConfig delivery;
+    std::vector<auth::DkimKeyConfig> dkim;
+    warmup::Settings warmup;
 };
 
 // Parses and validates FILE (syntax, types, bounds, unknown keys, cross-field

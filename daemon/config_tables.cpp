@@ -115,6 +115,7 @@ const cfg::Table<smtp::ListenerConfig>& listener_table() {
                             {"optional", smtp::AuthPolicy::Optional},
                             {"required", smtp::AuthPolicy::Required}}),
         cfg::bool_field<L>("auth_without_tls", &L::auth_without_tls),
+        listener_alignment_field(),
     };
     return table;
 }
@@ -154,6 +155,7 @@ const cfg::Table<AuthConfig>& auth_table() {
     static const cfg::Table<AuthConfig> table{
         cfg::path_field<AuthConfig>("users_file", &AuthConfig::users_file),
         cfg::cidr_list_field<AuthConfig>("trusted_networks", &AuthConfig::trusted_networks),
+        alignment_field(),
     };
     return table;
 }
@@ -266,16 +268,21 @@ bool valid_hostname(std::string_view name) {
 }
 
 const std::vector<Section>& sections() {
-    static const std::vector<Section> all{
-        table_section<ServerConfig>("server", server_table, &Config::server),
-        listener_section(),
-        table_section<smtp::Limits>("smtp", smtp_table, &Config::smtp),
-        table_section<TlsConfig>("tls", tls_table, &Config::tls),
-        table_section<AuthConfig>("auth", auth_table, &Config::auth),
-        table_section<queue::StoreConfig>("queue", queue_table, &Config::queue),
-        table_section<HttpConfig>("http", http_table, &Config::http),
-        table_section<AdminConfig>("admin", admin_table, &Config::admin),
-    };
+    static const std::vector<Section> all = [] {
+        std::vector<Section> v{
+            table_section<ServerConfig>("server", server_table, &Config::server),
+            listener_section(),
+            table_section<smtp::Limits>("smtp", smtp_table, &Config::smtp),
+            table_section<TlsConfig>("tls", tls_table, &Config::tls),
+            table_section<AuthConfig>("auth", auth_table, &Config::auth),
+            table_section<queue::StoreConfig>("queue", queue_table, &Config::queue),
+        };
+        for (auto& s : delivery_sections())
+            v.push_back(std::move(s));
+        v.push_back(table_section<HttpConfig>("http", http_table, &Config::http));
+        v.push_back(table_section<AdminConfig>("admin", admin_table, &Config::admin));
+        return v;
+    }();
     return all;
 }
 

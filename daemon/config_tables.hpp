@@ -27,6 +27,11 @@ struct Section {
 
 [[nodiscard]] const std::vector<Section>& sections();
 
+// [dns], [delivery], [[dkim]], [warmup] (config_tables_delivery.cpp).
+[[nodiscard]] std::vector<Section> delivery_sections();
+[[nodiscard]] core::config::Field<AuthConfig> alignment_field();
+[[nodiscard]] core::config::Field<smtp::ListenerConfig> listener_alignment_field();
+
 // "[server]" or "[[listener]]", as messages name a section.
 [[nodiscard]] std::string section_title(const Section& section);
 

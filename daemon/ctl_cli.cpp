@@ -3,10 +3,12 @@
 #include "core/diagnostics.hpp"
 #include "daemon/config.hpp"
 #include "daemon/ctl_client.hpp"
+#include "daemon/ctl_offline.hpp"
 
 #include <CLI/CLI.hpp>
 #include <fmt/core.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <map>
 #include <ostream>
@@ -53,8 +55,89 @@ json::object id_args(const VerbArgs& args) {
     return json::object{{"id", args.id}};
 }
 
+// --- verbs whose arguments are their options (Verb::request is null) ---
+//
+// Their options bind to nothing: after parsing, every option given becomes
+// one argument named by its long name ("--dns" -> "dns", "--dry-run" ->
+// "dry_run") or positional name: a flag as true, an option as its string,
+// a repeated option as an array of strings; the words a verb that allows
+// extras did not recognise become "words". So a verb with new options needs
+// no new VerbArgs member.
+
+void retry_options(CLI::App& command, VerbArgs&) {
+    auto* id = command.add_option("id", "queue id: the pending recipients of this message");
+    auto* domain = command.add_option("--domain", "every pending recipient at this destination");
+    auto* all = command.add_flag("--all")->description("every pending recipient in the queue");
+    id->excludes(domain)->excludes(all);
+    domain->excludes(all);
+    // Never guess a default: a bare `queue retry` must not mean "everything".
+    command.callback([id, domain, all] {
+        if (id->count() + domain->count() + all->count() == 0)
+            throw CLI::RequiredError("one of ID, --domain or --all");
+    });
+}
+
+void keygen_options(CLI::App& command, VerbArgs&) {
+    command.add_option("--domain", "the signing domain (d=)")->required();
+    command
+        .add_option("--selector", "the selector (s=): the key's DNS name is "
+                                  "SELECTOR._domainkey.DOMAIN")
+        ->required();
+    command.add_option("--algorithm", "rsa-sha256 (default) or ed25519-sha256")
+        ->check(CLI::IsMember({"rsa-sha256", "ed25519-sha256"}));
+    command.add_option("--bits", "RSA modulus size, 2048 (default) to 4096")
+        ->check(CLI::Range(2048, 4096));
+    command.add_option("--out", "the private key file to create (default "
+                                "/etc/ember/dkim/DOMAIN.SELECTOR.pem); never overwritten");
+}
+
+void spf_options(CLI::App& command, VerbArgs&) {
+    command.add_option("--dns", "ask only this DNS server, HOST:PORT (default: resolv.conf)");
+    command.add_option("ip", "the client address to check")->required();
+    command.add_option("mailfrom", "the MAIL FROM address; \"<>\" checks the HELO name")
+        ->required();
+    command.add_option("helo", "the HELO name");
+}
+
+void check_domain_options(CLI::App& command, VerbArgs&) {
+    command.add_option("--dns", "ask only this DNS server, HOST:PORT (default: [dns] servers)");
+    command.add_option("domain", "the From: domain to check")->required();
+}
+
+// `classify` hands every word after it to feedback::classify_command, which
+// has its own options and help; global options must come before the verb
+// (only --json is understood after it, by classify itself).
+void classify_options(CLI::App& command, VerbArgs&) {
+    command.allow_extras();
+    command.fallthrough(false);
+    command.set_help_flag();
+}
+
+json::object given_options(const CLI::App& command) {
+    json::object args;
+    for (const CLI::Option* option : command.get_options()) {
+        if (option->count() == 0 || option == command.get_help_ptr())
+            continue;
+        std::string name = option->get_single_name();
+        std::replace(name.begin(), name.end(), '-', '_');
+        const auto& results = option->results();
+        if (option->get_expected_min() == 0)
+            args[name] = true;
+        else if (results.size() == 1)
+            args[name] = results.front();
+        else
+            args[name] = json::array(results.begin(), results.end());
+    }
+    if (command.get_allow_extras()) {
+        const auto words = command.remaining();
+        args["words"] = json::array(words.begin(), words.end());
+    }
+    return args;
+}
+
 const std::map<std::string, std::string, std::less<>> kGroups{
     {"queue", "inspect and manage the queue"},
+    {"dkim", "DKIM keys (offline)"},
 };
 
 // Finds or creates the subcommand for each leading word of `words`.
@@ -97,6 +180,24 @@ const std::vector<Verb>& verbs() {
          id_args, format_queue_show, nullptr},
         {"queue delete", "queue.delete", "delete one message and all its recipients", id_option,
          id_args, format_queue_delete, nullptr},
+        {"queue retry", "queue.retry",
+         "retry now: one message's, a destination's or all pending recipients", retry_options,
+         nullptr, format_queue_retry, nullptr},
+        {"queue bounce", "queue.bounce",
+         "fail one message's pending recipients and send the sender a DSN", id_option, id_args,
+         format_queue_bounce, nullptr},
+        {"domains", "domains", "destinations: pending, in flight, connections, last reply",
+         no_options, no_args, format_domains, nullptr},
+        // Offline: no daemon, no socket.
+        {"dkim keygen", "", "make a DKIM key; print its DNS record and [[dkim]] entry",
+         keygen_options, nullptr, nullptr, run_dkim_keygen},
+        {"spf", "", "evaluate SPF (RFC 7208) for an IP and a MAIL FROM", spf_options, nullptr,
+         nullptr, run_spf},
+        {"check-domain", "",
+         "check a From: domain's SPF, DKIM and DMARC records against the config",
+         check_domain_options, nullptr, nullptr, run_check_domain},
+        {"classify", "", "classify an SMTP reply or a bounce message", classify_options, nullptr,
+         nullptr, run_classify},
     };
     return table;
 }
@@ -133,7 +234,8 @@ ParseResult parse_command_line(const std::vector<std::string>& argv) {
     }
     for (const auto& [verb, command] : leaves) {
         if (command->parsed())
-            result.invocation = Invocation{options, verb, verb->request(args)};
+            result.invocation = Invocation{
+                options, verb, verb->request ? verb->request(args) : given_options(*command)};
     }
     if (!result.invocation) { // unreachable while every group requires a subcommand
         result.exit_code = kExitUsage;

@@ -113,6 +113,17 @@ void pretty(const json::value& value, std::string& out, std::size_t indent) {
     }
 }
 
+// printable() per line, keeping the line ends; ends in a newline.
+std::string printable_lines(std::string_view text) {
+    std::string out;
+    while (!text.empty()) {
+        const auto eol = text.find('\n');
+        out += printable(text.substr(0, eol)) + "\n";
+        text.remove_prefix(eol == std::string_view::npos ? text.size() : eol + 1);
+    }
+    return out;
+}
+
 } // namespace
 
 Table::Table(std::vector<std::string> headers)
@@ -362,6 +373,107 @@ Printed format_queue_show(const json::value& result) {
 
 Printed format_queue_delete(const json::value& result) {
     return {"deleted " + cell(object_of(result), "deleted") + "\n", "", 0};
+}
+
+namespace {
+
+// "1 recipient", "3 recipients".
+std::string count_of(std::int64_t n, std::string_view noun) {
+    return fmt::format("{} {}{}", n, noun, n == 1 ? "" : "s");
+}
+
+} // namespace
+
+std::string truncate_text(std::string_view text, std::size_t columns) {
+    if (display_width(text) <= columns)
+        return std::string(text);
+    const std::size_t keep = columns > 3 ? columns - 3 : 0;
+    std::size_t points = 0;
+    std::size_t end = 0;
+    for (; end < text.size(); ++end) {
+        const bool starts_point = (static_cast<unsigned char>(text[end]) & 0xC0) != 0x80;
+        if (starts_point && points++ == keep)
+            break;
+    }
+    return std::string(text.substr(0, end)) + "...";
+}
+
+Printed format_queue_retry(const json::value& result) {
+    const auto& retry = object_of(result);
+    const auto changed = integer_at(retry, "changed");
+    std::string out = "rescheduled " + count_of(changed, "recipient");
+    if (retry.contains("messages"))
+        out += " of " + count_of(integer_at(retry, "messages"), "message");
+    out += changed == 0 ? " (none pending outside a delivery in progress)\n"
+                        : " for immediate delivery\n";
+    return {out, "", 0};
+}
+
+Printed format_queue_bounce(const json::value& result) {
+    const auto& bounce = object_of(result);
+    return {fmt::format("bounced {} of {}\n", count_of(integer_at(bounce, "bounced"), "recipient"),
+                        cell(bounce, "id")),
+            "", 0};
+}
+
+Printed format_domains(const json::value& result) {
+    const auto& domains = array_at(object_of(result), "domains");
+    if (domains.empty())
+        return {"no destinations with queued mail or recent activity\n", "", 0};
+    Table table(
+        {"DOMAIN", "QUEUED", "DEFERRED", "IN FLIGHT", "CONNECTIONS", "LAST REPLY", "LAST TIME"});
+    for (std::size_t c = 1; c <= 4; ++c)
+        table.align_right(c);
+    for (const auto& entry : domains) {
+        const auto& d = object_of(entry);
+        table.add_row({cell(d, "domain"), cell(d, "queued"), cell(d, "deferred"),
+                       cell(d, "in_flight"), cell(d, "connections"),
+                       truncate_text(cell(d, "last_reply"), kReplyColumns), cell(d, "last_time")});
+    }
+    return {table.render(), "", 0};
+}
+
+Printed format_dkim_keygen(const json::value& result) {
+    const auto& key = object_of(result);
+    std::string details = cell(key, "algorithm");
+    if (const auto bits = integer_at(key, "bits"); bits > 0)
+        details += fmt::format(", {} bits", bits);
+    std::string out =
+        fmt::format("wrote the private key {} ({}, mode 0600)\n\n", cell(key, "path"), details);
+    out += fmt::format("publish TXT at {}:\n{}\n\n", cell(key, "dns_name"), cell(key, "record"));
+    out += fmt::format("zone file line:\n{}\n\n", cell(key, "zone_line"));
+    out += "add to ember.toml:\n" + printable_lines(string_at(key, "config"));
+    return {out, "", 0};
+}
+
+namespace {
+
+std::string_view status_word(std::string_view status) {
+    if (status == "ok")
+        return "OK";
+    if (status == "temp")
+        return "TEMP";
+    return "FAIL";
+}
+
+} // namespace
+
+Printed format_check_domain(const json::value& result) {
+    const auto& report = object_of(result);
+    std::string out;
+    for (const auto& entry : array_at(report, "checks")) {
+        const auto& check = object_of(entry);
+        out += fmt::format("{:<4}  {:<5}  {}\n", status_word(string_at(check, "status")),
+                           cell(check, "check"), cell(check, "detail"));
+        const auto& fix = object_at(check, "fix");
+        if (!fix.empty())
+            out += fmt::format("{:13}publish {} at {}: {}\n", "", cell(fix, "type"),
+                               cell(fix, "name"), cell(fix, "value"));
+        if (const auto note = string_at(check, "note"); !note.empty())
+            out += fmt::format("{:13}{}\n", "", printable(note));
+    }
+    out += cell(report, "verdict") + "\n";
+    return {out, "", 0};
 }
 
 } // namespace ember::daemon::ctl

@@ -59,4 +59,23 @@ private:
 [[nodiscard]] Printed format_queue_show(const boost::json::value& result);
 [[nodiscard]] Printed format_queue_delete(const boost::json::value& result);
 
+// The delivery verbs (daemon/delivery_verbs.hpp).
+[[nodiscard]] Printed format_queue_retry(const boost::json::value& result);
+[[nodiscard]] Printed format_queue_bounce(const boost::json::value& result);
+[[nodiscard]] Printed format_domains(const boost::json::value& result);
+
+// The longest remote reply `domains` prints, in columns; a terminal-ish
+// width, so that a line of the table stays readable. --json has it whole.
+inline constexpr std::size_t kReplyColumns = 60;
+
+// At most `columns` code points: a longer text keeps columns - 3 of them
+// and ends in "...".
+[[nodiscard]] std::string truncate_text(std::string_view text, std::size_t columns);
+
+// The offline verbs' results (daemon/ctl_offline.hpp builds them as JSON,
+// so --json and the text come from one value). check-domain's exit status
+// is decided by ctl_offline, not here.
+[[nodiscard]] Printed format_dkim_keygen(const boost::json::value& result);
+[[nodiscard]] Printed format_check_domain(const boost::json::value& result);
+
 } // namespace ember::daemon::ctl

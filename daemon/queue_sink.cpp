@@ -79,10 +79,13 @@ asio::awaitable<smtp::SinkStatus> QueueSink::commit(smtp::AcceptedMessage messag
             auto shared = std::make_shared<Handler>(std::move(handler));
             auto work = std::make_shared<asio::executor_work_guard<decltype(home)>>(home);
             store_.commit(std::move(rec), std::move(content),
-                          [shared, work](queue::CommitResult result) {
+                          [shared, work, notify = on_committed_](queue::CommitResult result) {
                               const auto status = to_sink_status(result.status);
-                              asio::post(work->get_executor(),
-                                         [shared, work, status]() { std::move (*shared)(status); });
+                              asio::post(work->get_executor(), [shared, work, status, notify]() {
+                                  if (status == smtp::SinkStatus::Ok && notify)
+                                      notify();
+                                  std::move (*shared)(status);
+                              });
                           });
         },
         asio::use_awaitable, std::move(record), std::move(message.content));

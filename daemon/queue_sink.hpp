@@ -7,11 +7,16 @@
 #include "queue/store.hpp"
 #include "smtp/server_env.hpp"
 
+#include <functional>
+
 namespace ember::daemon {
 
 class QueueSink final : public smtp::MessageSink {
 public:
     explicit QueueSink(queue::Store& store) : store_(store) {}
+    // Called on the session's executor after each successful commit (the
+    // daemon wakes the scheduler with it).
+    void on_committed(std::function<void()> callback) { on_committed_ = std::move(callback); }
     [[nodiscard]] std::string new_queue_id() override;
     [[nodiscard]] boost::asio::awaitable<smtp::SinkStatus>
     commit(smtp::AcceptedMessage message) override;
@@ -22,6 +27,7 @@ public:
 
 private:
     queue::Store& store_;
+    std::function<void()> on_committed_;
 };
 
 } // namespace ember::daemon

@@ -346,7 +346,7 @@ public:
     [[nodiscard]] Plan plan_settle(QueueId id);
     [[nodiscard]] std::vector<DestinationStatus> destinations() const;
 
-    static asio::awaitable<void> run_loop(std::shared_ptr<Impl> self);
+    static asio::awaitable<void> run_loop(std::shared_ptr<Impl> self, std::uint64_t generation);
     static asio::awaitable<void> run_job(std::shared_ptr<Impl> self, core::DeliveryJob job);
     static asio::awaitable<void> run_settle(std::shared_ptr<Impl> self, QueueId id);
     static asio::awaitable<bool> write(std::shared_ptr<Impl> self, QueueId id,
@@ -368,7 +368,8 @@ public:
     asio::steady_timer idle_timer_;
     bool started_ = false;
     bool stopped_ = false;
-    bool dead_ = false; // the Scheduler is gone: touch nothing outside this object
+    std::uint64_t loop_generation_ = 0; // see start()
+    bool dead_ = false;                 // the Scheduler is gone: touch nothing outside this object
     std::optional<std::int64_t> next_wake_;
     std::set<Key> in_flight_;
     std::map<QueueId, Flight> flights_;
@@ -376,17 +377,24 @@ public:
     std::uint32_t jobs_ = 0;
 };
 
+// start() after stop() resumes dispatching ([delivery] hold toggled by a
+// reload); a loop generation makes an older loop that has not noticed the
+// stop yet exit instead of running beside the new one.
 void Scheduler::Impl::start() {
-    if (started_ || dead_)
+    if (dead_ || (started_ && !stopped_))
         return;
+    const bool first = !started_;
     started_ = true;
     stopped_ = false;
-    const auto leftovers = store_.find_messages(needs_settling);
-    for (const auto id : leftovers)
-        spawn_settle(id);
-    if (!leftovers.empty())
-        log::info("queue.recovery", "messages={}", leftovers.size());
-    core::spawn(executor_, run_loop(shared_from_this()), "queue scheduler",
+    ++loop_generation_;
+    if (first) {
+        const auto leftovers = store_.find_messages(needs_settling);
+        for (const auto id : leftovers)
+            spawn_settle(id);
+        if (!leftovers.empty())
+            log::info("queue.recovery", "messages={}", leftovers.size());
+    }
+    core::spawn(executor_, run_loop(shared_from_this(), loop_generation_), "queue scheduler",
                 core::TaskKind::TopLevel);
 }
 
@@ -425,8 +433,9 @@ void Scheduler::Impl::release(QueueId id, const std::vector<std::uint32_t>& inde
     wake();
 }
 
-asio::awaitable<void> Scheduler::Impl::run_loop(std::shared_ptr<Impl> self) {
-    while (!self->stopped_) {
+asio::awaitable<void> Scheduler::Impl::run_loop(std::shared_ptr<Impl> self,
+                                                std::uint64_t generation) {
+    while (!self->stopped_ && self->loop_generation_ == generation) {
         const bool again = self->pass();
         if (self->stopped_)
             break;

@@ -615,4 +615,24 @@ std::string format_rfc5322_date(std::int64_t unix_seconds, int utc_offset_minute
                        utc_offset_minutes < 0 ? '-' : '+', offset / 60, offset % 60);
 }
 
+std::vector<std::string> from_domains(const HeaderBlock& header) {
+    std::vector<std::string> out;
+    for (const auto& field : header.fields) {
+        if (ascii_lower(field.name) != "from")
+            continue;
+        const auto mailboxes = parse_mailbox_list(unfold(field.value));
+        if (!mailboxes)
+            continue;
+        for (const auto& m : *mailboxes) {
+            std::string domain = m.domain;
+            for (auto& c : domain) {
+                if (c >= 'A' && c <= 'Z')
+                    c = static_cast<char>(c - 'A' + 'a');
+            }
+            out.push_back(std::move(domain));
+        }
+    }
+    return out;
+}
+
 } // namespace ember::smtp

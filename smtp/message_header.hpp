@@ -59,6 +59,10 @@ struct Mailbox {
 // RFC 5322 3.4 mailbox-list (From:): no groups, at least one mailbox.
 [[nodiscard]] std::optional<std::vector<Mailbox>> parse_mailbox_list(std::string_view text);
 
+// The domain of every mailbox of every From: field, lowercased, in order:
+// what DMARC alignment and the DKIM signing-domain choice look at.
+[[nodiscard]] std::vector<std::string> from_domains(const HeaderBlock& header);
+
 struct HeaderCheck {
     bool ok = false;
     Reply reply; // 550 5.6.0 naming the problem when !ok; empty when ok

@@ -777,15 +777,7 @@ awaitable<bool> Session::policy_refuses(const HeaderBlock& header) {
     input.queue_id = txn_->queue_id;
     input.envelope.mail_from = txn_->mail.address;
     input.envelope.recipients = txn_->recipients;
-    for (const auto& field : header.fields) {
-        if (!iequals(field.name, "From"))
-            continue;
-        const auto mailboxes = parse_mailbox_list(unfold(field.value));
-        if (!mailboxes)
-            continue;
-        for (const auto& m : *mailboxes)
-            input.from_domains.push_back(core::address_domain("@" + m.domain));
-    }
+    input.from_domains = from_domains(header);
     const auto verdict = co_await ctx_.policy->check(std::move(input));
     if (verdict.accept)
         co_return false;

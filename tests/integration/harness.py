@@ -92,7 +92,7 @@ class Daemon:
 
     def __init__(self, listeners=None, smtp=None, server=None, auth=None, queue=None,
                  users=None, trusted=("127.0.0.0/8", "::1/128"), http=True, tls=None,
-                 extra_toml=""):
+                 extra_toml="", sections=None, alignment="off"):
         self.dir = tempfile.mkdtemp(prefix="ember-it-")
         self.listeners = listeners or [{"name": "main", "mode": "submission", "tls": "none",
                                         "auth": "none"}]
@@ -104,6 +104,12 @@ class Daemon:
         self.queue = queue or {}
         self.trusted = list(trusted)
         self.extra_toml = extra_toml
+        # Further sections as {"delivery": {...}, "dns": {...}}; a value that is
+        # a dict becomes an inline table, a list of dicts an array of tables.
+        self.sections = sections or {}
+        # The DMARC gate is off unless a test is about it: most scenarios
+        # submit from domains without DNS records or DKIM keys.
+        self.alignment = alignment
         self.users = users if users is not None else {"alice": PASSWORD}
         self.needs_tls = tls if tls is not None else any(
             l.get("tls", "none") != "none" for l in self.listeners)
@@ -120,8 +126,11 @@ class Daemon:
     def _toml(value):
         if isinstance(value, bool):
             return "true" if value else "false"
-        if isinstance(value, int):
+        if isinstance(value, (int, float)):
             return str(value)
+        if isinstance(value, dict):
+            return "{ " + ", ".join(f"{json.dumps(str(k))} = {Daemon._toml(v)}"
+                                    for k, v in value.items()) + " }"
         if isinstance(value, (list, tuple)):
             return "[" + ", ".join(Daemon._toml(v) for v in value) + "]"
         return json.dumps(str(value))
@@ -142,6 +151,8 @@ class Daemon:
             cert, key = make_cert(self.dir)
             lines += ["", "[tls]", f'cert = "{cert}"', f'key = "{key}"']
         lines += ["", "[auth]", f"trusted_networks = {self._toml(self.trusted)}"]
+        if self.alignment is not None:
+            lines.append(f'alignment = "{self.alignment}"')
         if self.users:
             lines.append(f'users_file = "{make_users(self.dir, self.users)}"')
         for k, v in self.auth.items():
@@ -150,6 +161,16 @@ class Daemon:
             lines += ["", "[queue]"] + [f"{k} = {self._toml(v)}" for k, v in self.queue.items()]
         if self.http_port:
             lines += ["", "[http]", f'listen = "127.0.0.1:{self.http_port}"']
+        if "delivery" not in self.sections:
+            # Submission scenarios look at the queue: keep their mail in it.
+            lines += ["", "[delivery]", "hold = true"]
+        for name, body in self.sections.items():
+            if isinstance(body, list):
+                for entry in body:
+                    lines += ["", f"[[{name}]]"] + [f"{k} = {self._toml(v)}"
+                                                    for k, v in entry.items()]
+            else:
+                lines += ["", f"[{name}]"] + [f"{k} = {self._toml(v)}" for k, v in body.items()]
         lines += ["", "[admin]", f'socket = "{self.socket_path}"', "", self.extra_toml]
         return "\n".join(lines) + "\n"
 
