@@ -4,6 +4,22 @@
 
 namespace ember::core {
 
+std::string_view kind_name(OutcomeKind kind) {
+    switch (kind) {
+    case OutcomeKind::Delivered:
+        return "delivered";
+    case OutcomeKind::Deferred:
+        return "deferred";
+    case OutcomeKind::Failed:
+        return "failed";
+    case OutcomeKind::Suppressed:
+        return "suppressed";
+    case OutcomeKind::Throttled:
+        return "throttled";
+    }
+    return "deferred";
+}
+
 std::string Outcome::summary() const {
     std::string reply = std::to_string(code);
     if (!enhanced.empty())

@@ -7,6 +7,7 @@
 #include "daemon/alignment_policy.hpp"
 #include "daemon/authenticator.hpp"
 #include "daemon/delivery_service.hpp"
+#include "daemon/delivery_verbs.hpp"
 #include "daemon/http_server.hpp"
 #include "daemon/metrics.hpp"
 #include "daemon/queue_sink.hpp"
@@ -219,6 +220,7 @@ bool App::start() {
                                         dir_error);
     admin_ = std::make_unique<AdminServer>(io_.get_executor(), config_.admin.socket);
     add_queue_verbs(*admin_, *store_);
+    add_delivery_verbs(*admin_, delivery_->scheduler());
     admin_->add_verb("status", [this](json::object) -> asio::awaitable<AdminResult> {
         co_return AdminResult::success(status());
     });

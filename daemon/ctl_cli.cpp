@@ -210,7 +210,8 @@ ParseResult parse_command_line(const std::vector<std::string>& argv) {
     VerbArgs args;
     app.add_option("-s,--socket", options.socket,
                    fmt::format("admin socket (default: ${}, else {})", kSocketEnv, kDefaultSocket));
-    app.add_option("-c,--config", options.config, "read the socket path from [admin] socket");
+    app.add_option("-c,--config", options.config,
+                   "read the socket path from [admin] socket; check-domain's keys and addresses");
     app.add_flag("--json", options.json, "print the result as JSON");
     std::map<std::string, CLI::App*, std::less<>> made;
     std::vector<std::pair<const Verb*, CLI::App*>> leaves;

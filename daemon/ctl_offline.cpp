@@ -432,8 +432,8 @@ Part evaluate_dmarc(const DomainFacts& f) {
     }
     case auth::DmarcLookup::Status::None:
         entry = check_entry("dmarc", "fail",
-                            fmt::format("_dmarc.{}: no DMARC policy{}", f.domain,
-                                        d.problem.empty() ? "" : " (" + d.problem + ")"));
+                            d.problem.empty() ? fmt::format("_dmarc.{}: no DMARC policy", f.domain)
+                                              : "no DMARC policy: " + d.problem);
         set_fix(entry, "_dmarc." + org, fmt::format("v=DMARC1; p=none; rua=mailto:dmarc@{}", org));
         entry["note"] = "a starting point: p=none only asks for aggregate reports (rua)";
         break;

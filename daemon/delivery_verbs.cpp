@@ -1,6 +1,5 @@
 #include "daemon/delivery_verbs.hpp"
 
-#include "core/log.hpp"
 #include "daemon/admin_verbs.hpp"
 
 #include <boost/json/array.hpp>
@@ -16,7 +15,6 @@
 namespace ember::daemon {
 
 namespace json = boost::json;
-namespace log = core::log;
 
 namespace {
 
@@ -107,8 +105,6 @@ boost::asio::awaitable<AdminResult> queue_retry(queue::Scheduler* scheduler, jso
     if (!change.error.empty())
         co_return AdminResult::failure(
             fmt::format("cannot retry {}: {}", valid_utf8(what), change.error));
-    log::info("queue.retry", "target={} recipients={} messages={} by=admin", log::q(what),
-              change.recipients, change.messages);
     co_return json::object{{"changed", change.recipients}, {"messages", change.messages}};
 }
 
@@ -126,7 +122,6 @@ boost::asio::awaitable<AdminResult> queue_bounce(queue::Scheduler* scheduler, js
         co_return AdminResult::failure(fmt::format("cannot bounce {}: {}", name, change.error));
     if (!change.found)
         co_return AdminResult::failure("no such message: " + name);
-    log::info("queue.bounced", "id={} recipients={} by=admin", name, change.recipients);
     co_return json::object{{"bounced", change.recipients}, {"id", name}};
 }
 

@@ -189,6 +189,20 @@ struct ApplyContext {
 // One attempt's outcome applied to the recipient's record.
 Recipient apply_outcome(Recipient r, const core::Outcome& outcome, const ApplyContext& c,
                         const RandomSource& random) {
+    if (outcome.kind == OutcomeKind::Throttled) {
+        // Not an attempt: no retry count spent, no expiry, no outcome recorded
+        // over the last real one.
+        r.updated_ms = c.now;
+        r.next_attempt_ms = std::max(outcome.not_before_ms, c.now + 1000);
+        return r;
+    }
+    if (outcome.kind == OutcomeKind::Suppressed) {
+        r.state = RecipientState::Suppressed;
+        r.updated_ms = c.now;
+        r.outcome = outcome;
+        r.last_reply = outcome.summary();
+        return r;
+    }
     ++r.attempts;
     r.updated_ms = c.now;
     r.last_attempt_ms = c.now;
@@ -200,6 +214,9 @@ Recipient apply_outcome(Recipient r, const core::Outcome& outcome, const ApplyCo
     case OutcomeKind::Failed:
         r.state = RecipientState::Failed;
         break;
+    case OutcomeKind::Suppressed:
+    case OutcomeKind::Throttled:
+        break; // handled above
     case OutcomeKind::Deferred:
         if (c.bounce_requested) {
             r.state = RecipientState::Failed;
@@ -229,6 +246,8 @@ std::string_view result_name(RecipientState s) {
         return "delivered";
     case RecipientState::Failed:
         return "failed";
+    case RecipientState::Suppressed:
+        return "suppressed";
     default:
         return "deferred";
     }

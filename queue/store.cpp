@@ -14,6 +14,7 @@
 #include <deque>
 #include <filesystem>
 #include <limits>
+#include <map>
 #include <mutex>
 #include <thread>
 #include <utility>
@@ -28,7 +29,9 @@ namespace {
 constexpr std::size_t kStates = 5;
 using StateCounts = std::array<std::int64_t, kStates>;
 
-constexpr unsigned kMaxDbs = 8; // six today, room for one or two more without a reopen
+// Six queue tables plus the named key-value tables (Store::open_table).
+constexpr unsigned kMaxDbs = 64;
+constexpr std::size_t kMaxKvKey = 511; // LMDB's default key size limit
 // 1: the layout in store.hpp; 2: recipients carry their last outcome and DSN
 // state (codec version 2; version 1 records still decode).
 constexpr std::uint32_t kSchemaVersion = 2;
@@ -210,6 +213,13 @@ public:
     [[nodiscard]] std::vector<QueueId>
     find_messages(const std::function<bool(const std::vector<Recipient>&)>& match) const;
 
+    [[nodiscard]] std::optional<TableId> open_table(const std::string& name, std::string& error);
+    [[nodiscard]] std::optional<std::string> kv_get(TableId table, std::string_view key) const;
+    void kv_scan(TableId table, std::string_view prefix, std::string_view from,
+                 const std::function<bool(std::string_view, std::string_view)>& visit) const;
+    [[nodiscard]] std::uint64_t kv_count(TableId table) const;
+    void kv_write(std::vector<KvWrite> writes, std::function<void(CommitResult)> done);
+
 private:
     struct Put {
         lmdb::Dbi dbi;
@@ -234,6 +244,9 @@ private:
         std::function<void(UpdateResult)> update_done;
         bool removed = false;
         std::string reject_reason; // set by a write that found nothing to apply to
+        // kv_write(): generic table writes, nothing else.
+        bool is_kv = false;
+        std::vector<KvWrite> kv;
     };
 
     std::string open_env();
@@ -278,6 +291,10 @@ private:
 
     std::mutex id_mu_;
     QueueId last_id_ = 0; // guarded by id_mu_
+
+    mutable std::mutex tables_mu_;
+    std::map<std::string, lmdb::Dbi> tables_; // open_table(); guarded by tables_mu_
+    bool known_table(TableId t) const;
 
     std::mutex mu_;
     std::condition_variable cv_;
@@ -585,7 +602,9 @@ void Store::Impl::write_batch(std::vector<Request>& batch) {
     }
     for (std::size_t i = 0; i < batch.size(); ++i) {
         if (results[i].status != CommitStatus::Ok)
-            log::warning(batch[i].is_update ? "queue.update_failed" : "queue.commit_failed",
+            log::warning(batch[i].is_kv       ? "queue.kv_write_failed"
+                         : batch[i].is_update ? "queue.update_failed"
+                                              : "queue.commit_failed",
                          "id={} status={} detail={}", format_queue_id(batch[i].id),
                          status_name(results[i].status), log::q(results[i].detail));
         answer(batch[i], std::move(results[i]));
@@ -660,6 +679,14 @@ CommitResult Store::Impl::write_alone(Request& r) {
 lmdb::Status Store::Impl::put_request(lmdb::Txn& txn, Request& r) const {
     if (r.is_update)
         return put_update(txn, r);
+    if (r.is_kv) {
+        for (const auto& w : r.kv) {
+            const auto st = w.value ? txn.put(w.table, w.key, *w.value) : txn.del(w.table, w.key);
+            if (!st.ok() && !st.is(MDB_NOTFOUND))
+                return st;
+        }
+        return {};
+    }
     const auto key = id_key(r.id);
     if (auto st = txn.put(db_.messages, key, r.header, MDB_NOOVERWRITE); !st.ok())
         return st;
@@ -1155,6 +1182,122 @@ void Store::update_recipients(QueueId id, std::vector<RecipientUpdate> updates,
 
 std::string Store::update_recipient(QueueId id, std::uint32_t index, const Recipient& recipient) {
     return impl_->update_recipient(id, index, recipient);
+}
+
+// ---- key-value tables ----
+
+bool Store::Impl::known_table(TableId t) const {
+    const std::lock_guard lock(tables_mu_);
+    for (const auto& [name, dbi] : tables_) {
+        if (dbi == t)
+            return true;
+    }
+    return false;
+}
+
+std::optional<Store::TableId> Store::Impl::open_table(const std::string& name, std::string& error) {
+    if (name.empty() || name.size() > 64 || name.find(':') != std::string::npos) {
+        error = "table name must be 1..64 characters without ':'";
+        return std::nullopt;
+    }
+    const std::lock_guard lock(tables_mu_);
+    if (const auto it = tables_.find(name); it != tables_.end())
+        return it->second;
+    // A write transaction of its own: mdb_txn_begin waits for the committer's.
+    lmdb::Txn txn;
+    lmdb::Dbi dbi = 0;
+    const std::string db_name = "kv:" + name;
+    auto st = lmdb::Txn::begin(env_.get(), 0, txn);
+    if (st.ok())
+        st = txn.open_dbi(db_name.c_str(), MDB_CREATE, dbi);
+    if (st.ok())
+        st = txn.commit();
+    if (!st.ok()) {
+        error = fmt::format("queue: cannot open table {}: {}", name, st.message());
+        return std::nullopt;
+    }
+    tables_.emplace(name, dbi);
+    return dbi;
+}
+
+std::optional<std::string> Store::Impl::kv_get(TableId table, std::string_view key) const {
+    if (!known_table(table) || key.empty() || key.size() > kMaxKvKey)
+        return std::nullopt;
+    lmdb::Txn txn;
+    if (!lmdb::Txn::begin(env_.get(), MDB_RDONLY, txn).ok())
+        return std::nullopt;
+    std::string_view value;
+    if (!txn.get(table, key, value).ok())
+        return std::nullopt;
+    return std::string(value);
+}
+
+void Store::Impl::kv_scan(
+    TableId table, std::string_view prefix, std::string_view from,
+    const std::function<bool(std::string_view, std::string_view)>& visit) const {
+    if (!known_table(table))
+        return;
+    lmdb::Txn txn;
+    if (!lmdb::Txn::begin(env_.get(), MDB_RDONLY, txn).ok())
+        return;
+    lmdb::Cursor cursor;
+    if (!lmdb::Cursor::open(txn, table, cursor).ok())
+        return;
+    const std::string start =
+        from.empty() || from < prefix ? std::string(prefix) : std::string(from);
+    std::string_view key;
+    std::string_view value;
+    auto st = start.empty() ? cursor.get(MDB_FIRST, key, value) : cursor.seek(start, key, value);
+    while (st.ok() && key.starts_with(prefix)) {
+        if (!visit(key, value))
+            return;
+        st = cursor.get(MDB_NEXT, key, value);
+    }
+}
+
+std::uint64_t Store::Impl::kv_count(TableId table) const {
+    if (!known_table(table))
+        return 0;
+    lmdb::Txn txn;
+    if (!lmdb::Txn::begin(env_.get(), MDB_RDONLY, txn).ok())
+        return 0;
+    std::size_t n = 0;
+    return txn.entries(table, n).ok() ? n : 0;
+}
+
+void Store::Impl::kv_write(std::vector<KvWrite> writes, std::function<void(CommitResult)> done) {
+    Request r;
+    r.is_kv = true;
+    r.done = std::move(done);
+    for (const auto& w : writes) {
+        if (!known_table(w.table) || w.key.empty() || w.key.size() > kMaxKvKey) {
+            r.rejected = rejected("key-value write to an unknown table or with a bad key");
+            break;
+        }
+    }
+    r.kv = std::move(writes);
+    enqueue(std::move(r));
+}
+
+std::optional<Store::TableId> Store::open_table(const std::string& name, std::string& error) {
+    return impl_->open_table(name, error);
+}
+
+std::optional<std::string> Store::kv_get(TableId table, std::string_view key) const {
+    return impl_->kv_get(table, key);
+}
+
+void Store::kv_scan(TableId table, std::string_view prefix, std::string_view from,
+                    const std::function<bool(std::string_view, std::string_view)>& visit) const {
+    impl_->kv_scan(table, prefix, from, visit);
+}
+
+std::uint64_t Store::kv_count(TableId table) const {
+    return impl_->kv_count(table);
+}
+
+void Store::kv_write(std::vector<KvWrite> writes, std::function<void(CommitResult)> done) {
+    impl_->kv_write(std::move(writes), std::move(done));
 }
 
 } // namespace ember::queue

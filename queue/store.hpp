@@ -53,6 +53,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <system_error>
 #include <vector>
 
@@ -164,6 +165,28 @@ public:
     // and admin queries, not for a hot path.
     [[nodiscard]] std::vector<QueueId>
     find_messages(const std::function<bool(const std::vector<Recipient>&)>& match) const;
+
+    // ---- Key-value tables ----
+    // Named tables in the same LMDB environment for the libraries that keep
+    // state beside the queue (suppression list, contacts, warm-up counters,
+    // the event outbox). open_table() creates the table if needed; call it
+    // at start-up. Writes go through the group committer like commit():
+    // `done` runs on the committer thread after the fsynced commit.
+    using TableId = std::uint32_t;
+    struct KvWrite {
+        TableId table = 0;
+        std::string key;                  // 1..511 octets (LMDB's key limit)
+        std::optional<std::string> value; // nullopt erases the key (absent: no error)
+    };
+    [[nodiscard]] std::optional<TableId> open_table(const std::string& name, std::string& error);
+    [[nodiscard]] std::optional<std::string> kv_get(TableId table, std::string_view key) const;
+    // Entries whose key starts with `prefix`, from the first key >= `from`
+    // (or the prefix), in key order, while visit() returns true.
+    void
+    kv_scan(TableId table, std::string_view prefix, std::string_view from,
+            const std::function<bool(std::string_view key, std::string_view value)>& visit) const;
+    [[nodiscard]] std::uint64_t kv_count(TableId table) const;
+    void kv_write(std::vector<KvWrite> writes, std::function<void(CommitResult)> done);
 
     class Impl;
 

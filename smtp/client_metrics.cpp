@@ -14,15 +14,7 @@ prometheus::Histogram::BucketBoundaries job_buckets() {
 }
 
 std::string_view result_name(core::OutcomeKind kind) {
-    switch (kind) {
-    case core::OutcomeKind::Delivered:
-        return "delivered";
-    case core::OutcomeKind::Deferred:
-        return "deferred";
-    case core::OutcomeKind::Failed:
-        return "failed";
-    }
-    return "deferred";
+    return core::kind_name(kind);
 }
 
 } // namespace

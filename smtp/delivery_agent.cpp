@@ -31,18 +31,6 @@ std::string_view policy_name(TlsPolicy policy) {
     return "opportunistic";
 }
 
-std::string_view kind_name(core::OutcomeKind kind) {
-    switch (kind) {
-    case core::OutcomeKind::Delivered:
-        return "delivered";
-    case core::OutcomeKind::Deferred:
-        return "deferred";
-    case core::OutcomeKind::Failed:
-        return "failed";
-    }
-    return "deferred";
-}
-
 bool family_allowed(AddressFamily family, const core::IpAddress& ip) {
     return family == AddressFamily::Any || (family == AddressFamily::Ipv4) == ip.is_v4();
 }
@@ -321,7 +309,7 @@ void DeliveryAgent::report(const core::DeliveryJob& job, const std::vector<Outco
                                       : PeerName{o.remote_host, o.remote_ip}.display();
         log::info("delivery.result", "id={} to={} relay={} delay={:.3f} status={} dsn={} reply={}",
                   job.queue_id, log::q(job.recipients[i].spec.address), relay, seconds,
-                  kind_name(o.kind), o.enhanced, log::q(o.summary()));
+                  core::kind_name(o.kind), o.enhanced, log::q(o.summary()));
     }
 }
 

@@ -422,6 +422,9 @@ void Engine::count_outcome(std::string_view domain, const core::Outcome& outcome
         if (hard_bounce)
             ++c.hard_bounces;
         break;
+    case core::OutcomeKind::Suppressed:
+    case core::OutcomeKind::Throttled:
+        break; // nothing was sent
     }
 }
 

@@ -15,10 +15,8 @@ namespace {
 
 const smtp::PeerName kPeer{"mx.d.test", "192.0.2.7"};
 
-std::string kind_name(OutcomeKind k) {
-    return k == OutcomeKind::Delivered  ? "delivered"
-           : k == OutcomeKind::Deferred ? "deferred"
-                                        : "failed";
+std::string kind_of(OutcomeKind k) {
+    return std::string(core::kind_name(k));
 }
 
 } // namespace
@@ -77,7 +75,7 @@ TEST_CASE("reply codes map to delivered, deferred or failed with an enhanced cod
         REQUIRE(reply);
         const OutcomeScope asked = c.scope == site && c.command != "greeting" ? msg : c.scope;
         const auto o = smtp::from_reply(*reply, c.command, asked, kPeer);
-        CHECK(kind_name(o.kind) == c.kind);
+        CHECK(kind_of(o.kind) == c.kind);
         CHECK(o.enhanced == c.enhanced);
         CHECK(o.scope == c.scope);
         CHECK(o.code == reply->code);
@@ -140,7 +138,7 @@ TEST_CASE("local failures carry the enhanced codes of RFC 3463 and a clear text"
     for (const auto& c : cases) {
         CAPTURE(c.name);
         CAPTURE(c.outcome.summary());
-        CHECK(kind_name(c.outcome.kind) == c.kind);
+        CHECK(kind_of(c.outcome.kind) == c.kind);
         CHECK(c.outcome.code == c.code);
         CHECK(c.outcome.enhanced == c.enhanced);
         CHECK(c.outcome.scope == c.scope);
@@ -166,7 +164,7 @@ TEST_CASE("every reason find_mail_hosts gives up becomes the matching outcome") 
         hosts.error = c.error;
         hosts.detail = "detail text";
         const auto o = smtp::from_mail_hosts(hosts);
-        CHECK(kind_name(o.kind) == c.kind);
+        CHECK(kind_of(o.kind) == c.kind);
         CHECK(o.enhanced == c.enhanced);
         CHECK(o.enhanced == hosts.enhanced_status()); // the DNS layer agrees
         CHECK(o.text == "detail text");
