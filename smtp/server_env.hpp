@@ -35,6 +35,7 @@ struct SessionInfo {
     std::string auth_user; // empty when not authenticated
     std::string tls;       // "TLSv1.3 TLS_AES_256_GCM_SHA384"; empty without TLS
     std::string listener;  // "127.0.0.1:2525"
+    ListenerMode mode = ListenerMode::Submission;
 };
 
 struct AcceptedMessage {
@@ -61,6 +62,36 @@ struct PolicyVerdict {
     int code = 0; // the refusal when !accept: a 4xx or 5xx
     std::string enhanced;
     std::string text;
+};
+
+// One RCPT TO as the recipient policy sees it, after the syntax checks.
+struct RecipientCheck {
+    core::IpAddress client_ip;
+    std::string auth_user;
+    ListenerMode mode = ListenerMode::Submission;
+    bool relay_allowed = false; // AUTH or a trusted network
+    std::string mail_from;      // "" for the null sender
+    std::string recipient;
+};
+
+// What the daemon says about one recipient.
+//   Accept : take it (still subject to relay rules on a submission listener)
+//   Local  : one of our own addresses (VERP bounce, FBL, unsubscribe): taken
+//            from anyone on any listener, since it is not relaying; the
+//            MessageSink hands such recipients to feedback processing
+//   Refuse : the reply in `verdict` (suppressed, forged token, unknown)
+struct RecipientVerdict {
+    enum class Kind { Accept, Local, Refuse };
+    Kind kind = Kind::Accept;
+    PolicyVerdict reply; // when Refuse
+};
+
+// Synchronous on purpose: it runs once per RCPT and must only do cheap
+// work (an LMDB read, an HMAC), never DNS or network.
+class RecipientPolicy {
+public:
+    virtual ~RecipientPolicy() = default;
+    [[nodiscard]] virtual RecipientVerdict check_recipient(const RecipientCheck& check) = 0;
 };
 
 class ContentPolicy {
@@ -146,7 +177,8 @@ struct ServerContext {
     ServerMetrics& metrics;
     ConnectionTracker connections;
     SessionRegistry sessions;
-    ContentPolicy* policy = nullptr; // checks submissions before the commit; none when null
+    ContentPolicy* policy = nullptr;       // checks submissions before the commit; none when null
+    RecipientPolicy* recipients = nullptr; // checks each RCPT TO; none when null
 };
 
 } // namespace ember::smtp

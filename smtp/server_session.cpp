@@ -135,6 +135,7 @@ private:
     bool starttls_offered() const;
     bool auth_offered() const;
     bool relay_allowed() const;
+    RecipientVerdict recipient_verdict(const std::string& address) const;
     awaitable<bool> start_tls();
     awaitable<std::optional<std::string>> sasl_exchange(std::string_view challenge);
     awaitable<bool> skip_octets(std::uint64_t count, ChunkDecoder* sink);
@@ -371,6 +372,19 @@ bool Session::starttls_offered() const {
 bool Session::auth_offered() const {
     return listener_.auth != AuthPolicy::None && ctx_.auth.has_users() &&
            (io_->tls_active() || listener_.auth_without_tls);
+}
+
+RecipientVerdict Session::recipient_verdict(const std::string& address) const {
+    if (ctx_.recipients == nullptr)
+        return {};
+    RecipientCheck check;
+    check.client_ip = client_;
+    check.auth_user = auth_user_;
+    check.mode = listener_.mode;
+    check.relay_allowed = relay_allowed();
+    check.mail_from = txn_->mail.address;
+    check.recipient = address;
+    return ctx_.recipients->check_recipient(check);
 }
 
 bool Session::relay_allowed() const {
@@ -616,8 +630,19 @@ void Session::on_rcpt(const Command& cmd) {
         return;
     }
     auto& rcpt = std::get<RcptTo>(parsed);
-    if (!relay_allowed()) {
-        // No open relay, ever: every listener mode needs AUTH or a trusted network.
+    const auto verdict = recipient_verdict(rcpt.spec.address);
+    if (verdict.kind == RecipientVerdict::Kind::Refuse) {
+        ctx_.metrics.recipient_rejected("policy");
+        log::info("smtp.rcpt_refused", "client={} rcpt={} reply={}", client_text_,
+                  log::q(rcpt.spec.address), log::q(verdict.reply.text));
+        fail(verdict.reply.code, verdict.reply.enhanced, verdict.reply.text);
+        return;
+    }
+    // Our own feedback addresses are taken from anyone on every listener;
+    // everything else is relaying, which needs AUTH or a trusted network on
+    // every listener mode. No open relay, ever.
+    const bool local = verdict.kind == RecipientVerdict::Kind::Local;
+    if (!local && !relay_allowed()) {
         ctx_.metrics.recipient_rejected("relay");
         log::info("smtp.relay_denied", "client={} rcpt={}", client_text_,
                   log::q(rcpt.spec.address));
@@ -772,7 +797,8 @@ awaitable<bool> Session::policy_refuses(const HeaderBlock& header) {
     if (ctx_.policy == nullptr)
         co_return false;
     ContentCheck input;
-    input.info = SessionInfo{client_, helo_, auth_user_, session_tls(), listener_text_};
+    input.info =
+        SessionInfo{client_, helo_, auth_user_, session_tls(), listener_text_, listener_.mode};
     input.listener = listener_;
     input.queue_id = txn_->queue_id;
     input.envelope.mail_from = txn_->mail.address;
@@ -859,7 +885,8 @@ awaitable<void> Session::finish_message(DataProblem problem, std::string content
     message.envelope.ret = txn_->mail.ret;
     message.envelope.envid = txn_->mail.envid;
     message.envelope.recipients = txn_->recipients;
-    message.info = SessionInfo{client_, helo_, auth_user_, trace.tls, listener_text_};
+    message.info =
+        SessionInfo{client_, helo_, auth_user_, trace.tls, listener_text_, listener_.mode};
     message.content = build_received(trace) + prefix;
     message.content.append(content);
     content = std::string();

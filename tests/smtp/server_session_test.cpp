@@ -247,6 +247,58 @@ TEST_CASE("a recipient from an untrusted, unauthenticated client is refused: no 
     }
 }
 
+// Answers by the recipient's local part: "local*" are ours, "gone*" are
+// refused (a suppressed address), anything else is left to the relay rules.
+struct ScriptedRecipients final : smtp::RecipientPolicy {
+    std::vector<smtp::RecipientCheck> seen;
+    smtp::RecipientVerdict check_recipient(const smtp::RecipientCheck& check) override {
+        seen.push_back(check);
+        smtp::RecipientVerdict v;
+        if (check.recipient.starts_with("local"))
+            v.kind = smtp::RecipientVerdict::Kind::Local;
+        else if (check.recipient.starts_with("gone")) {
+            v.kind = smtp::RecipientVerdict::Kind::Refuse;
+            v.reply = {false, 550, "5.7.1", "<gone@d.example>: suppressed (unsubscribe)"};
+        }
+        return v;
+    }
+};
+
+TEST_CASE("our own feedback addresses are taken from anyone; the relay rules stay for the rest") {
+    for (const auto mode : {smtp::ListenerMode::Submission, smtp::ListenerMode::Inbound}) {
+        CAPTURE(static_cast<int>(mode));
+        Fixture f;
+        ScriptedRecipients policy;
+        f.ctx.recipients = &policy;
+        f.listener.mode = mode;
+        f.client = *core::IpAddress::parse("203.0.113.9");
+        const auto out = f.run("EHLO c\r\nMAIL FROM:<>\r\nRCPT TO:<other@d.example>\r\n"
+                               "RCPT TO:<gone@d.example>\r\nRCPT TO:<local+tok@b.example>\r\n"
+                               "DATA\r\n" +
+                               kMessage + ".\r\n");
+        CHECK(codes(out) == "220 250 250 554 550 250 354 250");
+        CHECK(out.find("550 5.7.1 <gone@d.example>: suppressed") != std::string::npos);
+        REQUIRE(f.sink.messages.size() == 1);
+        CHECK(f.sink.messages[0].envelope.recipients.size() == 1);
+        CHECK(f.sink.messages[0].info.mode == mode);
+        REQUIRE(policy.seen.size() == 3);
+        CHECK_FALSE(policy.seen[0].relay_allowed);
+        CHECK(policy.seen[0].mail_from.empty());
+        CHECK(policy.seen[0].mode == mode);
+    }
+}
+
+TEST_CASE("a refused recipient is refused even for a trusted client") {
+    Fixture f;
+    ScriptedRecipients policy;
+    f.ctx.recipients = &policy;
+    const auto out = f.run("EHLO c\r\nMAIL FROM:<a@s.example>\r\nRCPT TO:<gone@d.example>\r\n"
+                           "RCPT TO:<ok@d.example>\r\n");
+    CHECK(codes(out) == "220 250 250 550 250");
+    REQUIRE(policy.seen.size() == 2);
+    CHECK(policy.seen[0].relay_allowed);
+}
+
 TEST_CASE("SMTP smuggling: a bare LF before the dot never ends DATA") {
     Fixture f;
     const std::string smuggled = kMessage + "\n.\nMAIL FROM:<evil@x.example>\r\n";
