@@ -31,6 +31,10 @@ struct DeliveryJob {
     std::vector<JobRecipient> recipients;
     std::shared_ptr<const std::string> content; // the message as queued
     std::uint32_t attempt = 1;                  // 1 for the first try of these recipients
+    // "" while content is the message as queued; dispatch (daemon/dispatch.hpp)
+    // names each changed copy (VERP sender, added fields, rendering) so a
+    // cache keyed by message (the DKIM signature) never mixes two copies.
+    std::string variant;
 };
 
 class Deliverer {
