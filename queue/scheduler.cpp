@@ -352,6 +352,7 @@ public:
     void arm_timer();
     [[nodiscard]] bool start_job(const Message& m, const std::string& domain,
                                  std::vector<std::uint32_t> indexes);
+    void leave_destination(const core::DeliveryJob& job);
     void end_job(const core::DeliveryJob& job, const Plan& plan);
     [[nodiscard]] std::shared_ptr<const std::string> content_for(QueueId id);
     [[nodiscard]] Plan complete(const core::DeliveryJob& job,
@@ -491,6 +492,14 @@ bool Scheduler::Impl::pass() {
     std::size_t started = 0;
     const std::size_t per_job = std::max<std::uint32_t>(config_.max_recipients_per_job, 1);
     for (const auto& g : groups) {
+        if (jobs_ >= max_jobs)
+            break;
+        // The limit first, the load after: a batch is often one busy
+        // destination's backlog, and loading (decoding) each of its messages
+        // only to find the destination full cost more than the deliveries.
+        if (const auto d = destinations_.find(g.domain);
+            d != destinations_.end() && d->second.jobs >= per_destination)
+            continue;
         auto [slot, fresh] = loaded.try_emplace(g.id);
         if (fresh)
             slot->second = store_.load(g.id);
@@ -593,6 +602,7 @@ asio::awaitable<void> Scheduler::Impl::run_job(std::shared_ptr<Impl> self, core:
     auto plan = job.content ? self->complete(job, outcomes) : Plan{job.message_id, {}, {}, false};
     if (!job.content)
         log::warning("delivery.no_content", "id={} domain={}", job.queue_id, log::q(job.domain));
+    self->leave_destination(job);
     if (!plan.updates.empty() || plan.remove) {
         auto updates = plan.updates;
         const bool written = co_await write(self, plan.id, std::move(updates), plan.remove);
@@ -603,14 +613,27 @@ asio::awaitable<void> Scheduler::Impl::run_job(std::shared_ptr<Impl> self, core:
     self->end_job(job, plan);
 }
 
-void Scheduler::Impl::end_job(const core::DeliveryJob& job, const Plan& plan) {
-    auto held = plan.held;
-    for (const auto& r : job.recipients)
-        held.push_back(r.index);
+// The deliverer has returned: its connection is back in the pool or
+// closed, so the job's slot (max_jobs, max_jobs_per_destination) is free
+// now, while its recipients stay held until their records are committed
+// (end_job). Holding the slot through that commit (an fsync'd group commit,
+// milliseconds) capped a destination at max_jobs_per_destination / commit
+// latency whatever the receiver's speed. There is no wake() here: the
+// release() after the commit wakes the loop, once for all the jobs that
+// commit recorded, so one pass fills every freed slot; a wake per job
+// doubled the passes, and each pass reads a batch of due recipients (in a
+// relay benchmark: 2.6 s of CPU per 5,000 messages instead of 5.2 s).
+void Scheduler::Impl::leave_destination(const core::DeliveryJob& job) {
     --jobs_;
     auto& dest = destinations_[job.domain];
     --dest.jobs;
     dest.recipients -= std::min<std::uint64_t>(dest.recipients, job.recipients.size());
+}
+
+void Scheduler::Impl::end_job(const core::DeliveryJob& job, const Plan& plan) {
+    auto held = plan.held;
+    for (const auto& r : job.recipients)
+        held.push_back(r.index);
     if (destinations_.size() > kMaxRememberedDestinations)
         std::erase_if(destinations_, [](const auto& entry) { return entry.second.jobs == 0; });
     release(job.message_id, held);
