@@ -8,9 +8,15 @@
 #include "daemon/authenticator.hpp"
 #include "daemon/delivery_service.hpp"
 #include "daemon/delivery_verbs.hpp"
+#include "daemon/feedback_http.hpp"
+#include "daemon/feedback_service.hpp"
+#include "daemon/feedback_sink.hpp"
+#include "daemon/feedback_verbs.hpp"
 #include "daemon/http_server.hpp"
 #include "daemon/metrics.hpp"
 #include "daemon/queue_sink.hpp"
+#include "daemon/warmup_service.hpp"
+#include "daemon/warmup_verbs.hpp"
 #include "smtp/listener.hpp"
 #include "smtp/server_metrics.hpp"
 #include "smtp/tls.hpp"
@@ -29,6 +35,7 @@
 #include <csignal>
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <vector>
 
 namespace ember::daemon {
@@ -109,6 +116,12 @@ std::string_view auth_name(smtp::AuthPolicy p) {
     return "none";
 }
 
+// The source of warm-up keys: the address delivery binds to, if fixed.
+std::string warmup_source(const Config& c) {
+    const auto& source = c.delivery.client.source_address;
+    return source ? source->to_string() : std::string();
+}
+
 void notify(const std::string& state) {
     sd_notify(0, state.c_str());
 }
@@ -122,6 +135,8 @@ public:
 
 private:
     bool start();
+    bool start_warmup();
+    bool start_feedback();
     void apply_log_level(const Config& c) const;
     asio::awaitable<void> signal_loop();
     json::object reload();
@@ -140,6 +155,9 @@ private:
     std::unique_ptr<QueueSink> sink_;
     std::unique_ptr<smtp::ServerMetrics> smtp_metrics_;
     std::unique_ptr<UsersAuthenticator> auth_;
+    std::unique_ptr<WarmupService> warmup_;     // before delivery_: its gate refers to it
+    std::unique_ptr<FeedbackService> feedback_; // before delivery_: its stages refer to it
+    std::unique_ptr<FeedbackSink> feedback_sink_;
     std::unique_ptr<DeliveryService> delivery_;
     std::unique_ptr<AlignmentGate> gate_;
     std::unique_ptr<smtp::ServerContext> server_;
@@ -176,8 +194,10 @@ bool App::start() {
             log::error("tls.error", "error={}", log::q(error));
         return false;
     }
+    if (!start_warmup() || !start_feedback())
+        return false;
     delivery_ = DeliveryService::create(io_.get_executor(), config_, *store_, metrics_.registry(),
-                                        pool_, error);
+                                        pool_, error, warmup_.get(), feedback_.get());
     if (!delivery_) {
         log::error("delivery.start_failed", "error={}", log::q(error));
         return false;
@@ -186,11 +206,13 @@ bool App::start() {
                                             alignment_settings(config_, delivery_->signer()));
     sink_ = std::make_unique<QueueSink>(*store_);
     sink_->on_committed([this] { delivery_->notify(); });
+    feedback_sink_ = std::make_unique<FeedbackSink>(*feedback_, *sink_);
     smtp_metrics_ = std::make_unique<smtp::ServerMetrics>(metrics_.registry());
     auth_ = std::make_unique<UsersAuthenticator>(pool_, std::move(users), config_.smtp);
     server_ = std::make_unique<smtp::ServerContext>(smtp::ServerContext{
-        make_settings(config_, std::move(tls)), *sink_, *auth_, *smtp_metrics_, {}, {}});
+        make_settings(config_, std::move(tls)), *feedback_sink_, *auth_, *smtp_metrics_, {}, {}});
     server_->policy = gate_.get();
+    server_->recipients = feedback_.get();
     delivery_->start();
 
     add_queue_gauges(metrics_, *store_);
@@ -208,6 +230,7 @@ bool App::start() {
     if (config_.http.listen) {
         Router router;
         add_metrics_route(router, metrics_);
+        add_unsubscribe_routes(router, *feedback_);
         http_ = std::make_unique<HttpServer>(io_.get_executor(), *config_.http.listen,
                                              std::move(router));
         if (const auto err = http_->start(); !err.empty()) {
@@ -221,6 +244,9 @@ bool App::start() {
     admin_ = std::make_unique<AdminServer>(io_.get_executor(), config_.admin.socket);
     add_queue_verbs(*admin_, *store_);
     add_delivery_verbs(*admin_, delivery_->scheduler());
+    add_warmup_verbs(*admin_, *warmup_, delivery_->scheduler());
+    add_feedback_verbs(*admin_, *feedback_, delivery_->resolver(),
+                       alignment_settings(config_, nullptr).egress_ips);
     admin_->add_verb("status", [this](json::object) -> asio::awaitable<AdminResult> {
         co_return AdminResult::success(status());
     });
@@ -232,6 +258,47 @@ bool App::start() {
         return false;
     }
     core::spawn(io_.get_executor(), signal_loop(), "signals", core::TaskKind::TopLevel);
+    return true;
+}
+
+// The warm-up gate: warmup.toml (checked with the rest of the config),
+// the state saved in the store, and the periodic save.
+bool App::start_warmup() {
+    core::Diagnostics diag;
+    auto config = load_warmup_config(config_.warmup, diag);
+    std::string error;
+    if (config)
+        warmup_ = WarmupService::create(io_.get_executor(), config_.warmup, std::move(*config),
+                                        *store_, metrics_, error);
+    if (!warmup_) {
+        for (const auto& d : diag.sorted())
+            log::error("config.error", "{}", log::q(core::format(d)));
+        if (!error.empty())
+            log::error("warmup.start_failed", "error={}", log::q(error));
+        return false;
+    }
+    warmup_->set_source(warmup_source(config_));
+    warmup_->start();
+    return true;
+}
+
+// The feedback loop (daemon/feedback_service.hpp); complaints and
+// asynchronous bounces reach the warm-up guardrails.
+bool App::start_feedback() {
+    std::string error;
+    feedback_ = FeedbackService::create(io_.get_executor(), config_, *store_, metrics_, error);
+    if (!feedback_) {
+        log::error("feedback.start_failed", "error={}", log::q(error));
+        return false;
+    }
+    feedback_->set_guardrail([this](const feedback::GuardrailSignal& s) {
+        if (s.kind == feedback::GuardrailSignal::Kind::Complaint)
+            warmup_->engine().record_complaint(s.sending_domain, warmup_->now());
+        else
+            warmup_->engine().record_bounce(s.sending_domain, s.hard, warmup_->now());
+        warmup_->drain();
+    });
+    feedback_->start();
     return true;
 }
 
@@ -304,8 +371,13 @@ json::object App::reload() {
     std::shared_ptr<const auth::UsersFile> users;
     std::shared_ptr<asio::ssl::context> tls;
     std::shared_ptr<const auth::DkimSigner> signer;
+    std::optional<warmup::Config> warmup_config;
+    std::shared_ptr<const FeedbackPolicy> feedback_policy;
+    feedback_->reopen_log(); // SIGHUP is also logrotate's signal
     if (next) {
         users = load_users(*next, diag);
+        feedback_policy = make_feedback_policy(*next, diag);
+        warmup_config = load_warmup_config(next->warmup, diag);
         std::string error;
         tls = build_tls(*next, error);
         if (!error.empty())
@@ -336,6 +408,9 @@ json::object App::reload() {
     auth_->update(std::move(users), next->smtp);
     next->dns = config_.dns; // the resolver keeps its servers until a restart
     delivery_->reload(*next, signer);
+    warmup_->apply(next->warmup, std::move(*warmup_config));
+    warmup_->set_source(warmup_source(*next));
+    feedback_->apply(*next, std::move(feedback_policy));
     gate_->update(alignment_settings(*next, signer));
     config_ = std::move(*next);
     log::info("config.reloaded", "file={}", log::q(config_.file));
@@ -381,6 +456,8 @@ asio::awaitable<void> App::shutdown() {
     }
     // Mail already accepted stays queued; jobs in flight get the same grace.
     co_await delivery_->stop(config_.server.shutdown_grace);
+    warmup_->stop();   // after the last job recorded its outcomes
+    feedback_->stop(); // saves the rates; webhook posts in flight end within their timeout
     if (http_)
         http_->stop();
     signals_.cancel();
@@ -406,6 +483,7 @@ bool validate_runtime(const Config& config, core::Diagnostics& diag) {
     const auto tls = build_tls(config, error);
     if (!error.empty())
         diag.add(config.tls.cert, 0, error);
+    (void)make_feedback_policy(config, diag); // token keys, bounce rules files
     return diag.empty();
 }
 

@@ -11,6 +11,7 @@
 #include "core/log.hpp"
 #include "core/net.hpp"
 #include "core/units.hpp"
+#include "daemon/feedback_config.hpp"
 #include "dns/resolver.hpp"
 #include "queue/scheduler_config.hpp"
 #include "queue/store.hpp"
@@ -87,6 +88,8 @@ struct Config {
     DeliveryConfig delivery;
     std::vector<auth::DkimKeyConfig> dkim;
     warmup::Settings warmup;
+    FeedbackConfig feedback; // [feedback]
+    EventsConfig events;     // [events] and [[webhook]]
 };
 
 // Parses and validates FILE (syntax, types, bounds, unknown keys, cross-field

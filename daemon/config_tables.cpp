@@ -280,6 +280,8 @@ const std::vector<Section>& sections() {
         for (auto& s : delivery_sections())
             v.push_back(std::move(s));
         v.push_back(table_section<HttpConfig>("http", http_table, &Config::http));
+        for (auto& s : feedback_sections()) // after [http]: they check public_url
+            v.push_back(std::move(s));
         v.push_back(table_section<AdminConfig>("admin", admin_table, &Config::admin));
         return v;
     }();

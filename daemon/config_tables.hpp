@@ -29,6 +29,8 @@ struct Section {
 
 // [dns], [delivery], [[dkim]], [warmup] (config_tables_delivery.cpp).
 [[nodiscard]] std::vector<Section> delivery_sections();
+// [feedback], [events], [[webhook]] (config_tables_feedback.cpp).
+[[nodiscard]] std::vector<Section> feedback_sections();
 [[nodiscard]] core::config::Field<AuthConfig> alignment_field();
 [[nodiscard]] core::config::Field<smtp::ListenerConfig> listener_alignment_field();
 

@@ -229,6 +229,7 @@ const cfg::Table<warmup::Settings>& warmup_table() {
     static const cfg::Table<W> table{
         cfg::path_field<W>("file", &W::file),
         cfg::duration_field<W>("save_interval", &W::save_interval, 1s, 1h),
+        cfg::bool_field<W>("allow_clock_advance", &W::allow_clock_advance),
     };
     return table;
 }

@@ -3,7 +3,9 @@
 #include "core/diagnostics.hpp"
 #include "daemon/config.hpp"
 #include "daemon/ctl_client.hpp"
+#include "daemon/ctl_feedback.hpp"
 #include "daemon/ctl_offline.hpp"
+#include "daemon/ctl_warmup.hpp"
 
 #include <CLI/CLI.hpp>
 #include <fmt/core.h>
@@ -113,6 +115,47 @@ void classify_options(CLI::App& command, VerbArgs&) {
     command.set_help_flag();
 }
 
+// --- warm-up (daemon/warmup_verbs.hpp, daemon/ctl_warmup.hpp) ---
+
+void warmup_status_options(CLI::App& command, VerbArgs&) {
+    command.add_option("domain", "only this sending domain");
+}
+
+void warmup_target_options(CLI::App& command, VerbArgs&) {
+    command.add_option("domain", "the sending domain")->required();
+    command.add_option("provider", "only this provider (default: the whole domain)");
+}
+
+void warmup_set_day_options(CLI::App& command, VerbArgs&) {
+    command.add_option("domain", "the sending domain")->required();
+    command.add_option("day", "the ramp day to be at from now on (1 = the first)")
+        ->required()
+        ->check(CLI::PositiveNumber);
+}
+
+void warmup_explain_options(CLI::App& command, VerbArgs&) {
+    command.add_option("domain", "the sending domain")->required();
+    command.add_option("recipient", "a recipient address or domain")->required();
+    command.add_option("--mx", "assume this MX host (default: the one learned, if any)");
+}
+
+void warmup_advance_options(CLI::App& command, VerbArgs&) {
+    command.add_option("days", "days to move the warm-up clock forward")
+        ->required()
+        ->check(CLI::Range(1, 3660));
+}
+
+void warmup_simulate_options(CLI::App& command, VerbArgs&) {
+    command.add_option("file", "the candidate warmup.toml")->required();
+    command.add_option("--from-events", "replay this delivery event log (JSON lines)");
+    command.add_option("--days", "days to simulate (default 30; a replay: the whole log)");
+    command.add_option("--daily-volume", "recipients a day for a provider, PROVIDER=N; repeatable")
+        ->take_all();
+    command.add_option("--domain", "the sending domain of a synthetic volume (default: the "
+                                   "first [[sender]])");
+    command.add_option("--first-day", "the first simulated day, YYYY-MM-DD");
+}
+
 json::object given_options(const CLI::App& command) {
     json::object args;
     for (const CLI::Option* option : command.get_options()) {
@@ -138,6 +181,8 @@ json::object given_options(const CLI::App& command) {
 const std::map<std::string, std::string, std::less<>> kGroups{
     {"queue", "inspect and manage the queue"},
     {"dkim", "DKIM keys (offline)"},
+    {"warmup", "warm-up: ramp status, pause and resume, explain, dry runs"},
+    {"suppress", "the suppression list: add, remove, list, check, import, export"},
 };
 
 // Finds or creates the subcommand for each leading word of `words`.
@@ -188,6 +233,38 @@ const std::vector<Verb>& verbs() {
          format_queue_bounce, nullptr},
         {"domains", "domains", "destinations: pending, in flight, connections, last reply",
          no_options, no_args, format_domains, nullptr},
+        {"warmup status", "warmup.status",
+         "per sending domain and provider: ramp day, sent/cap, rate, backoff, guardrails",
+         warmup_status_options, nullptr, format_warmup_status, nullptr},
+        {"warmup pause", "warmup.pause", "stop sending from a domain (or to one provider)",
+         warmup_target_options, nullptr, format_warmup_message, nullptr},
+        {"warmup resume", "warmup.resume",
+         "lift a pause or suspension of a domain (or of one provider)", warmup_target_options,
+         nullptr, format_warmup_message, nullptr},
+        {"warmup set-day", "warmup.set_day", "move a domain's ramp to day N",
+         warmup_set_day_options, nullptr, format_warmup_message, nullptr},
+        {"warmup explain", "warmup.explain",
+         "which provider, schedule and rules apply to a recipient, and why mail waits",
+         warmup_explain_options, nullptr, format_warmup_explain, nullptr},
+        {"warmup advance", "warmup.advance",
+         "move the warm-up clock forward (tests; needs [warmup] allow_clock_advance)",
+         warmup_advance_options, nullptr, format_warmup_advance, nullptr},
+        // Feedback (daemon/ctl_feedback.hpp, daemon/feedback_verbs.hpp).
+        {"suppress add", "suppress.add", "stop mailing an address (globally or for a domain)",
+         suppress_add_options, nullptr, format_suppress_change, nullptr},
+        {"suppress remove", "suppress.remove", "mail an address again", suppress_remove_options,
+         nullptr, format_suppress_change, nullptr},
+        {"suppress list", "suppress.list", "list suppressed addresses", suppress_list_options,
+         nullptr, format_suppress_list, nullptr},
+        {"suppress check", "suppress.check", "is an address suppressed, and why",
+         suppress_check_options, nullptr, format_suppress_check, nullptr},
+        {"suppress import", "", "add addresses from CSV (a file or stdin)", suppress_import_options,
+         nullptr, nullptr, run_suppress_import},
+        {"suppress export", "", "print the suppression list as CSV", suppress_export_options,
+         nullptr, nullptr, run_suppress_export},
+        {"compliance", "compliance",
+         "bulk-sender rules per sending domain: measured, pass or fail, and why",
+         compliance_options, nullptr, format_compliance, nullptr},
         // Offline: no daemon, no socket.
         {"dkim keygen", "", "make a DKIM key; print its DNS record and [[dkim]] entry",
          keygen_options, nullptr, nullptr, run_dkim_keygen},
@@ -198,6 +275,9 @@ const std::vector<Verb>& verbs() {
          check_domain_options, nullptr, nullptr, run_check_domain},
         {"classify", "", "classify an SMTP reply or a bounce message", classify_options, nullptr,
          nullptr, run_classify},
+        {"warmup simulate", "",
+         "dry-run a candidate warmup.toml over an event log or a daily volume",
+         warmup_simulate_options, nullptr, nullptr, run_warmup_simulate},
     };
     return table;
 }

@@ -1,10 +1,13 @@
 #include "daemon/ctl_format.hpp"
 
+#include "warmup/values.hpp"
+
 #include <boost/json/serialize.hpp>
 #include <fmt/core.h>
 
 #include <algorithm>
 #include <array>
+#include <optional>
 
 namespace ember::daemon::ctl {
 
@@ -474,6 +477,147 @@ Printed format_check_domain(const json::value& result) {
     }
     out += cell(report, "verdict") + "\n";
     return {out, "", 0};
+}
+
+// ---- warm-up ----
+
+namespace {
+
+std::optional<double> number_at(const json::object& object, std::string_view key) {
+    const auto* value = object.if_contains(key);
+    if (!value)
+        return std::nullopt;
+    if (value->is_double())
+        return value->get_double();
+    if (value->is_int64())
+        return static_cast<double>(value->get_int64());
+    if (value->is_uint64())
+        return static_cast<double>(value->get_uint64());
+    return std::nullopt;
+}
+
+std::string warmup_key_text(const json::object& key) {
+    std::string out = cell(key, "sending_domain") + "/" + cell(key, "provider");
+    if (const auto source = string_at(key, "source"); !source.empty())
+        out += "@" + printable(source);
+    return out;
+}
+
+// A provider limit: 0 is no limit.
+std::string limit_cell(const json::object& object, std::string_view key) {
+    const auto n = integer_at(object, key);
+    return n > 0 ? std::to_string(n) : "unlimited";
+}
+
+std::string ramp_day_cell(const json::object& row) {
+    const auto day = integer_at(row, "ramp_day");
+    return day > 0 ? std::to_string(day) : "-";
+}
+
+std::string rate_cell(const json::object& row) {
+    const auto rate = number_at(row, "rate_per_second");
+    return rate ? warmup::format_rate_per_second(*rate) : "-";
+}
+
+std::string percent_cell(const json::object& object, std::string_view key) {
+    const auto rate = number_at(object, key);
+    return rate ? warmup::format_percent(*rate) : "-";
+}
+
+// "guardrails news.example.com over 24h: bounces 0% deferrals 50% complaints 0% (2 attempts,
+// too few to judge)"
+std::string guardrail_line(const json::object& row) {
+    const auto& g = object_at(row, "guardrails");
+    const auto attempts =
+        integer_at(g, "delivered") + integer_at(g, "deferred") + integer_at(g, "failed");
+    const auto* judged = g.if_contains("judged");
+    const bool enough = judged && judged->is_bool() && judged->get_bool();
+    return fmt::format("guardrails {} over {}h: bounces {} deferrals {} complaints {} ({} "
+                       "attempts{})\n",
+                       cell(row, "sending_domain"), integer_at(g, "window_hours"),
+                       percent_cell(g, "bounce_rate"), percent_cell(g, "deferral_rate"),
+                       percent_cell(g, "complaint_rate"), attempts,
+                       enough ? "" : ", too few to judge");
+}
+
+} // namespace
+
+Printed format_warmup_status(const json::value& result) {
+    const auto& status = object_of(result);
+    std::string out;
+    const auto* enabled = status.if_contains("enabled");
+    if (enabled && enabled->is_bool() && !enabled->get_bool())
+        out += "warm-up is off ([warmup] file is empty): nothing is throttled\n";
+    if (integer_at(status, "clock_offset_s") != 0)
+        out += fmt::format("warm-up clock: {} (advanced by {})\n", cell(status, "now"),
+                           format_uptime(integer_at(status, "clock_offset_s")));
+    const auto& keys = array_at(status, "keys");
+    if (keys.empty())
+        return {out + "no sending domain is warming up or has sent yet\n", "", 0};
+    Table table({"DOMAIN", "PROVIDER", "DAY", "SENT/CAP", "RATE", "STATE"});
+    table.align_right(2);
+    table.align_right(3);
+    table.align_right(4);
+    std::string guardrails;
+    std::string last_domain;
+    for (const auto& entry : keys) {
+        const auto& row = object_of(entry);
+        auto domain = cell(row, "sending_domain");
+        if (const auto source = string_at(row, "source"); !source.empty())
+            domain += "@" + printable(source);
+        table.add_row({domain, cell(row, "provider"), ramp_day_cell(row),
+                       cell(row, "sent_today") + "/" + cell(row, "cap"), rate_cell(row),
+                       cell(row, "state")});
+        if (cell(row, "sending_domain") != last_domain) // the domain's guardrails once
+            guardrails += guardrail_line(row);
+        last_domain = cell(row, "sending_domain");
+    }
+    return {out + table.render() + guardrails, "", 0};
+}
+
+Printed format_warmup_explain(const json::value& result) {
+    const auto& e = object_of(result);
+    const auto& status = object_at(e, "status");
+    const auto& admission = object_at(e, "admission");
+    const auto* allowed = admission.if_contains("allowed");
+    const bool goes = allowed && allowed->is_bool() && allowed->get_bool();
+    const std::string verdict =
+        goes ? "may go now"
+             : fmt::format("waits ({}) until {}: {}", cell(admission, "reason"),
+                           cell(admission, "until"), cell(admission, "detail"));
+    std::vector<std::pair<std::string, std::string>> rows{
+        {"key", warmup_key_text(object_at(e, "key"))},
+        {"recipient domain", cell(e, "recipient_domain")},
+        {"mx host", cell(e, "mx_host")},
+        {"provider", cell(e, "provider_reason")},
+        {"sender", cell(e, "sender_reason")},
+        {"ramp day", ramp_day_cell(status)},
+        {"sent today", cell(status, "sent_today") + "/" + cell(status, "cap")},
+        {"rate", rate_cell(status) + " (configured " + cell(status, "configured_rate") + ")"},
+        {"state", cell(status, "state")},
+        {"connections",
+         fmt::format("{} at once, {} messages each", limit_cell(e, "max_connections"),
+                     limit_cell(e, "max_messages_per_connection"))},
+        {"now", verdict},
+    };
+    std::string out = key_values(rows);
+    const auto& rules = array_at(e, "rules");
+    out += rules.empty() ? "rules: none\n" : "rules:\n";
+    for (const auto& rule : rules)
+        out += "  " + scalar_text(rule) + "\n";
+    return {out, "", 0};
+}
+
+Printed format_warmup_message(const json::value& result) {
+    return {cell(object_of(result), "message") + "\n", "", 0};
+}
+
+Printed format_warmup_advance(const json::value& result) {
+    const auto& a = object_of(result);
+    return {fmt::format("warm-up clock now {} (advanced by {}); {} pending recipient(s) due now\n",
+                        cell(a, "now"), format_uptime(integer_at(a, "clock_offset_s")),
+                        cell(a, "rescheduled")),
+            "", 0};
 }
 
 } // namespace ember::daemon::ctl

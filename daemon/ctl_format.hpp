@@ -78,4 +78,12 @@ inline constexpr std::size_t kReplyColumns = 60;
 [[nodiscard]] Printed format_dkim_keygen(const boost::json::value& result);
 [[nodiscard]] Printed format_check_domain(const boost::json::value& result);
 
+// The warm-up verbs (daemon/warmup_verbs.hpp): status as a table with each
+// domain's guardrail rates under it, explain as key: value lines, and the
+// one-line answers of pause, resume, set-day and advance.
+[[nodiscard]] Printed format_warmup_status(const boost::json::value& result);
+[[nodiscard]] Printed format_warmup_explain(const boost::json::value& result);
+[[nodiscard]] Printed format_warmup_message(const boost::json::value& result);
+[[nodiscard]] Printed format_warmup_advance(const boost::json::value& result);
+
 } // namespace ember::daemon::ctl

@@ -3,6 +3,9 @@
 #include "auth/dkim_keys.hpp"
 #include "core/async.hpp"
 #include "core/log.hpp"
+#include "daemon/dispatch.hpp"
+#include "daemon/feedback_service.hpp"
+#include "daemon/warmup_service.hpp"
 #include "smtp/dsn.hpp"
 #include "smtp/message_header.hpp"
 #include "smtp/tls.hpp"
@@ -32,6 +35,8 @@ std::int64_t unix_ms() {
 // destination domain) for this long; a retry later signs again (fresh t=).
 constexpr std::int64_t kSignatureReuseMs = 5 * 60 * 1000;
 constexpr std::size_t kSignatureCacheEntries = 1024;
+
+using SignatureKey = std::pair<std::uint64_t, std::string>; // message id, job variant
 
 // The scheduler a committer-thread callback may notify, cleared when the
 // service goes away so a late commit never touches a destroyed scheduler.
@@ -80,7 +85,8 @@ public:
         auto agent = agent_; // a reload may swap it; this job keeps its own
         const auto signer = owner_.signer_;
         if (signer && !signer->keys().empty()) {
-            auto content = co_await signed_content(job.message_id, job.content, signer);
+            SignatureKey key{job.message_id, job.variant}; // a named local (g++ 12)
+            auto content = co_await signed_content(std::move(key), job.content, signer);
             job.content = std::move(content);
         }
         auto outcomes = co_await agent->deliver(std::move(job));
@@ -105,8 +111,10 @@ public:
 private:
     // The message with its DKIM-Signature fields prepended, signed once per
     // message content on the worker pool (RSA signing costs ~1 ms of CPU).
+    // Keyed by message and dispatch variant: two copies of one message
+    // (VERP sender, List-Unsubscribe) never share a signature.
     asio::awaitable<std::shared_ptr<const std::string>>
-    signed_content(std::uint64_t id, std::shared_ptr<const std::string> content,
+    signed_content(SignatureKey id, std::shared_ptr<const std::string> content,
                    std::shared_ptr<const auth::DkimSigner> signer) {
         const auto now = unix_ms();
         if (const auto it = signatures_.find(id);
@@ -197,17 +205,16 @@ private:
     asio::thread_pool& pool_;
     std::shared_ptr<NotifyToken> token_;
     std::shared_ptr<smtp::DeliveryAgent> agent_;
-    std::map<std::uint64_t, Signed> signatures_;
+    std::map<SignatureKey, Signed> signatures_;
     std::string hostname_;
     std::uint64_t dsn_return_limit_ = 0;
     std::int64_t max_retry_time_ms_ = 0;
 };
 
-std::unique_ptr<DeliveryService> DeliveryService::create(asio::any_io_executor executor,
-                                                         const Config& config, queue::Store& store,
-                                                         prometheus::Registry& registry,
-                                                         asio::thread_pool& pool,
-                                                         std::string& error) {
+std::unique_ptr<DeliveryService>
+DeliveryService::create(asio::any_io_executor executor, const Config& config, queue::Store& store,
+                        prometheus::Registry& registry, asio::thread_pool& pool, std::string& error,
+                        WarmupService* warmup, FeedbackService* feedback) {
     std::unique_ptr<DeliveryService> s(new DeliveryService());
     s->resolver_ = dns::make_resolver(executor, config.dns, error);
     if (!s->resolver_)
@@ -223,8 +230,23 @@ std::unique_ptr<DeliveryService> DeliveryService::create(asio::any_io_executor e
     s->impl_ = std::make_unique<Impl>(*s, executor, store, pool, config);
     if (!s->impl_->make_agent(config, error))
         return nullptr;
+    core::Deliverer* deliverer = s->impl_.get();
+    queue::BounceSink* bounces = s->impl_.get();
+    if (feedback != nullptr) {
+        s->dispatcher_ = std::make_unique<Dispatcher>(*deliverer, unix_ms);
+        feedback->add_stages(*s->dispatcher_);
+        deliverer = s->dispatcher_.get();
+    }
+    if (warmup != nullptr) {
+        s->pacing_ = std::make_unique<PacingDeliverer>(*warmup, *deliverer);
+        deliverer = s->pacing_.get();
+    }
+    if (feedback != nullptr) {
+        deliverer = &feedback->observe(*deliverer);
+        bounces = &feedback->observe_bounces(*bounces);
+    }
     s->scheduler_ = std::make_unique<queue::Scheduler>(
-        executor, store, *s->impl_, config.delivery.scheduler, nullptr, nullptr, *s->impl_);
+        executor, store, *deliverer, config.delivery.scheduler, nullptr, nullptr, *bounces);
     const auto token = s->impl_->token();
     const std::lock_guard lock(token->mutex);
     token->scheduler = s->scheduler_.get();

@@ -2,8 +2,13 @@
 // The outbound half of emberd, wired: the DNS resolver, the SMTP delivery
 // agent, the scheduler over the queue, DKIM signing at dispatch and the
 // DSNs the scheduler asks for. Dispatch order for every job:
-//   scheduler (due, limits) -> sign (DKIM, once per message content, on the
-//   worker pool) -> deliver (smtp::DeliveryAgent) -> outcomes to the store.
+//   scheduler (due, limits) -> [outcome events: FeedbackService::observe]
+//   -> warm-up gate (PacingDeliverer, when a WarmupService is given:
+//   daemon/warmup_service.hpp) -> [dispatch stages: suppression, VERP,
+//   List-Unsubscribe, X-Ember-ID (daemon/dispatch.hpp), when a
+//   FeedbackService is given] -> sign (DKIM, once per message content and
+//   dispatch variant, on the worker pool) -> deliver (smtp::DeliveryAgent)
+//   -> outcomes to the store.
 // Reload swaps the signer and the agent (jobs in flight keep the ones they
 // started with) and the scheduler's retry policy; [dns] needs a restart.
 // Runs on the daemon's I/O executor.
@@ -28,12 +33,19 @@
 
 namespace ember::daemon {
 
+class Dispatcher;
+class FeedbackService;
+class PacingDeliverer;
+class WarmupService;
+
 class DeliveryService {
 public:
     // nullptr and `error` set when a part cannot start (c-ares, TLS context).
+    // `warmup` and `feedback` (optional) must outlive the service.
     [[nodiscard]] static std::unique_ptr<DeliveryService>
     create(boost::asio::any_io_executor executor, const Config& config, queue::Store& store,
-           prometheus::Registry& registry, boost::asio::thread_pool& pool, std::string& error);
+           prometheus::Registry& registry, boost::asio::thread_pool& pool, std::string& error,
+           WarmupService* warmup = nullptr, FeedbackService* feedback = nullptr);
     ~DeliveryService();
     DeliveryService(const DeliveryService&) = delete;
     DeliveryService& operator=(const DeliveryService&) = delete;
@@ -61,6 +73,8 @@ private:
     std::shared_ptr<const auth::DkimSigner> signer_;
     std::unique_ptr<smtp::ClientMetrics> client_metrics_;
     std::unique_ptr<Impl> impl_;
+    std::unique_ptr<PacingDeliverer> pacing_; // in front of impl_ when warm-up is wired
+    std::unique_ptr<Dispatcher> dispatcher_;  // between pacing_ and impl_ with feedback
     std::unique_ptr<queue::Scheduler> scheduler_;
 };
 

@@ -72,15 +72,6 @@ std::string variant_of(const DispatchRecipient& r, std::string_view job_mail_fro
                        r.render_key);
 }
 
-std::string sending_domain_of(const core::DeliveryJob& job) {
-    if (job.content) {
-        const auto froms = smtp::from_domains(smtp::parse_header_block(*job.content));
-        if (!froms.empty())
-            return froms.front();
-    }
-    return core::address_domain(job.envelope.mail_from);
-}
-
 std::string insert_after_trace(std::string_view content, std::string_view fields) {
     std::size_t pos = 0;
     while (pos < content.size() && trace_field_at(content, pos)) {

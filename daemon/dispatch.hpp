@@ -87,7 +87,8 @@ private:
 
 // The sending domain of a message for policy (warm-up, suppression scope,
 // VERP and unsubscribe tokens): the first From: address's domain, else the
-// envelope sender's. Lowercase.
+// envelope sender's. Lowercase. The same function warm-up keys use: declared
+// in daemon/warmup_service.hpp too, defined once, in warmup_service.cpp.
 [[nodiscard]] std::string sending_domain_of(const core::DeliveryJob& job);
 
 // `content` with `fields` inserted after its leading trace fields

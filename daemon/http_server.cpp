@@ -73,6 +73,16 @@ void Router::add(std::string method, std::string path, SyncHandler handler) {
 Router::Match Router::find(std::string_view method, std::string_view path) const {
     Match match;
     auto route = routes_.find(path);
+    if (route == routes_.end()) {
+        // A route "/u/*" serves every longer path under "/u/"; the longest such prefix wins.
+        for (auto it = routes_.begin(); it != routes_.end(); ++it) {
+            const std::string_view key = it->first;
+            if (key.ends_with('*') && path.size() >= key.size() &&
+                path.starts_with(key.substr(0, key.size() - 1)) &&
+                (route == routes_.end() || key.size() > route->first.size()))
+                route = it;
+        }
+    }
     if (route == routes_.end())
         return match;
     for (const auto& [name, handler] : route->second) {

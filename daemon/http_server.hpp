@@ -3,7 +3,9 @@
 // GET /metrics, GET /healthz now, the injection and unsubscribe API later.
 //
 // - Router: method + exact path -> handler. Handlers are coroutines so an API
-//   route can await a queue commit; add() also takes a plain function.
+//   route can await a queue commit; add() also takes a plain function. A
+//   path ending in '*' ("/u/*") serves every longer path starting with what
+//   precedes the '*' (the handler reads HttpRequest::path); exact paths win.
 //   A HEAD request is served by the GET handler without the body.
 // - Answers 404 for an unknown path, 405 (with Allow) for a known path and a
 //   wrong method, 400 for a request Beast cannot parse, 431 when the header

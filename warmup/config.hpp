@@ -35,6 +35,9 @@ namespace ember::warmup {
 struct Settings {
     std::string file;                                       // path of warmup.toml
     core::Duration save_interval = std::chrono::minutes(1); // how often state goes to LMDB
+    // Lets `emberctl warmup advance DAYS` move the warm-up clock forward (for
+    // tests and dry runs on a scratch daemon); never on in production.
+    bool allow_clock_advance = false;
 };
 
 // After the last listed day: no cap any more, or a steady cap for good.
