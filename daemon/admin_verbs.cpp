@@ -23,28 +23,6 @@ constexpr std::array kStates{RecipientState::Queued, RecipientState::Deferred,
                              RecipientState::Delivered, RecipientState::Failed,
                              RecipientState::Suppressed};
 
-// "" when every key of `args` is one of `known`.
-std::string unknown_argument(const json::object& args,
-                             std::initializer_list<std::string_view> known) {
-    for (const auto& entry : args)
-        if (std::find(known.begin(), known.end(), entry.key()) == known.end())
-            return fmt::format("unknown argument \"{}\"", std::string_view(entry.key()));
-    return "";
-}
-
-// The string argument `name`: nullopt when absent; `error` set when ill-typed.
-std::optional<std::string> string_arg(const json::object& args, std::string_view name,
-                                      std::string& error) {
-    const auto* value = args.if_contains(name);
-    if (!value || value->is_null())
-        return std::nullopt;
-    if (!value->is_string()) {
-        error = fmt::format("argument \"{}\" must be a string", name);
-        return std::nullopt;
-    }
-    return std::string(value->get_string());
-}
-
 json::value time_or_null(std::int64_t unix_ms) {
     if (unix_ms == 0)
         return nullptr;
@@ -408,6 +386,27 @@ std::string valid_utf8(std::string_view text) {
         }
     }
     return out;
+}
+
+std::string unknown_argument(const json::object& args,
+                             std::initializer_list<std::string_view> known) {
+    for (const auto& entry : args)
+        if (std::find(known.begin(), known.end(), entry.key()) == known.end())
+            return fmt::format("unknown argument \"{}\"", valid_utf8(entry.key()));
+    return "";
+}
+
+std::optional<std::string> string_arg(const json::object& args, std::string_view name,
+                                      std::string& error, bool non_empty) {
+    const auto* value = args.if_contains(name);
+    if (!value || value->is_null())
+        return std::nullopt;
+    if (!value->is_string() || (non_empty && value->get_string().empty())) {
+        error =
+            fmt::format("argument \"{}\" must be a {}string", name, non_empty ? "non-empty " : "");
+        return std::nullopt;
+    }
+    return std::string(value->get_string());
 }
 
 } // namespace ember::daemon

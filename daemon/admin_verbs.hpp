@@ -27,6 +27,8 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <initializer_list>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -64,5 +66,14 @@ struct HeaderSection {
 
 // The text with every invalid UTF-8 sequence replaced by U+FFFD.
 [[nodiscard]] std::string valid_utf8(std::string_view text);
+
+// Argument checks shared by the admin verbs. unknown_argument: "" when every
+// key of `args` is one of `known`, else the error. string_arg: nullopt when
+// absent; `error` set when not a string (or empty, with `non_empty`).
+[[nodiscard]] std::string unknown_argument(const boost::json::object& args,
+                                           std::initializer_list<std::string_view> known);
+[[nodiscard]] std::optional<std::string> string_arg(const boost::json::object& args,
+                                                    std::string_view name, std::string& error,
+                                                    bool non_empty = false);
 
 } // namespace ember::daemon

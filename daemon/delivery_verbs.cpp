@@ -18,27 +18,6 @@ namespace json = boost::json;
 
 namespace {
 
-std::string unknown_argument(const json::object& args,
-                             std::initializer_list<std::string_view> known) {
-    for (const auto& entry : args)
-        if (std::find(known.begin(), known.end(), entry.key()) == known.end())
-            return fmt::format("unknown argument \"{}\"", valid_utf8(entry.key()));
-    return "";
-}
-
-// A non-empty string argument: nullopt when absent; `error` set when ill-typed.
-std::optional<std::string> string_arg(const json::object& args, std::string_view name,
-                                      std::string& error) {
-    const auto* value = args.if_contains(name);
-    if (!value || value->is_null())
-        return std::nullopt;
-    if (!value->is_string() || value->get_string().empty()) {
-        error = fmt::format("argument \"{}\" must be a non-empty string", name);
-        return std::nullopt;
-    }
-    return std::string(value->get_string());
-}
-
 std::optional<queue::QueueId> queue_id(const std::string& text, std::string& error) {
     auto id = queue::parse_queue_id(text);
     if (!id)
@@ -59,8 +38,8 @@ RetryTarget parse_retry_args(const json::object& args) {
     target.error = unknown_argument(args, {"id", "domain", "all"});
     if (!target.error.empty())
         return target;
-    const auto id = string_arg(args, "id", target.error);
-    target.domain = string_arg(args, "domain", target.error);
+    const auto id = string_arg(args, "id", target.error, true);
+    target.domain = string_arg(args, "domain", target.error, true);
     if (const auto* all = args.if_contains("all"); all && !all->is_null()) {
         if (!all->is_bool() || !all->get_bool())
             target.error = R"(argument "all" must be true)";
@@ -110,7 +89,7 @@ boost::asio::awaitable<AdminResult> queue_retry(queue::Scheduler* scheduler, jso
 
 boost::asio::awaitable<AdminResult> queue_bounce(queue::Scheduler* scheduler, json::object args) {
     std::string error = unknown_argument(args, {"id"});
-    const auto text = error.empty() ? string_arg(args, "id", error) : std::nullopt;
+    const auto text = error.empty() ? string_arg(args, "id", error, true) : std::nullopt;
     if (!text && error.empty())
         error = R"(missing argument "id")";
     const auto id = text ? queue_id(*text, error) : std::nullopt;

@@ -23,27 +23,6 @@ namespace {
 
 constexpr std::size_t kMaxImportEntries = 2000; // per request; emberctl sends chunks
 
-std::string unknown_argument(const json::object& args,
-                             std::initializer_list<std::string_view> known) {
-    for (const auto& entry : args)
-        if (std::find(known.begin(), known.end(), entry.key()) == known.end())
-            return fmt::format("unknown argument \"{}\"", valid_utf8(entry.key()));
-    return "";
-}
-
-// A string argument: nullopt when absent; `error` set when not a string.
-std::optional<std::string> string_arg(const json::object& args, std::string_view name,
-                                      std::string& error) {
-    const auto* value = args.if_contains(name);
-    if (!value || value->is_null())
-        return std::nullopt;
-    if (!value->is_string()) {
-        error = fmt::format("argument \"{}\" must be a string", name);
-        return std::nullopt;
-    }
-    return std::string(value->get_string());
-}
-
 std::string time_text(std::int64_t ms) {
     const std::time_t t = ms / 1000;
     std::tm tm{};

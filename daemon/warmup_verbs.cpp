@@ -23,30 +23,9 @@ constexpr std::int64_t kDayMs = 24 * 60 * 60 * 1000;
 constexpr std::int64_t kMaxRampDay = 100000;
 constexpr std::int64_t kMaxAdvanceDays = 3660;
 
-std::string unknown_argument(const json::object& args,
-                             std::initializer_list<std::string_view> known) {
-    for (const auto& entry : args)
-        if (std::find(known.begin(), known.end(), entry.key()) == known.end())
-            return fmt::format("unknown argument \"{}\"", valid_utf8(entry.key()));
-    return "";
-}
-
-// A non-empty string argument: nullopt when absent; `error` set when ill-typed.
-std::optional<std::string> string_arg(const json::object& args, std::string_view name,
-                                      std::string& error) {
-    const auto* value = args.if_contains(name);
-    if (!value || value->is_null())
-        return std::nullopt;
-    if (!value->is_string() || value->get_string().empty()) {
-        error = fmt::format("argument \"{}\" must be a non-empty string", name);
-        return std::nullopt;
-    }
-    return std::string(value->get_string());
-}
-
 std::optional<std::string> required_string(const json::object& args, std::string_view name,
                                            std::string& error) {
-    auto value = string_arg(args, name, error);
+    auto value = string_arg(args, name, error, true);
     if (!value && error.empty())
         error = fmt::format("missing argument \"{}\"", name);
     return value;
@@ -100,7 +79,7 @@ Target parse_target(const json::object& args) {
     if (!t.error.empty())
         return t;
     t.domain = required_string(args, "domain", t.error).value_or("");
-    t.provider = string_arg(args, "provider", t.error).value_or("");
+    t.provider = string_arg(args, "provider", t.error, true).value_or("");
     return t;
 }
 
@@ -108,7 +87,7 @@ Target parse_target(const json::object& args) {
 
 AdminResult warmup_status(WarmupService& service, const json::object& args) {
     std::string error = unknown_argument(args, {"domain"});
-    const auto domain = error.empty() ? string_arg(args, "domain", error) : std::nullopt;
+    const auto domain = error.empty() ? string_arg(args, "domain", error, true) : std::nullopt;
     if (!error.empty())
         return AdminResult::failure(std::move(error));
     const auto now = service.now();
@@ -149,7 +128,7 @@ AdminResult warmup_explain(WarmupService& service, const json::object& args) {
     std::string error = unknown_argument(args, {"domain", "recipient", "mx"});
     const auto domain = error.empty() ? required_string(args, "domain", error) : std::nullopt;
     const auto recipient = error.empty() ? required_string(args, "recipient", error) : std::nullopt;
-    const auto mx = error.empty() ? string_arg(args, "mx", error) : std::nullopt;
+    const auto mx = error.empty() ? string_arg(args, "mx", error, true) : std::nullopt;
     if (!error.empty())
         return AdminResult::failure(std::move(error));
     const auto e = service.engine().explain(*domain, *recipient, service.now(), mx.value_or(""),
