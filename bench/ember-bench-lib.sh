@@ -14,6 +14,7 @@ emberd=${EMBERD:-$root/build/release/daemon/emberd}
 emberctl=${EMBERCTL:-$root/build/release/daemon/emberctl}
 shared_bench=${EMBER_SHARED_BENCH:-$root/../shared/bench}
 ember_pid=''
+: "${prog:=ember-bench}"
 
 bench_need() { # bench_need TOOL...: the release build and Postfix's tools are there
     local t
