@@ -77,8 +77,15 @@ def _first_line(proc, timeout, what):
     except queue.Empty:
         raise Failure(f"{what} printed nothing within {timeout}s") from None
     if not line:
-        err = proc.stderr.read() if proc.poll() is not None else ""
-        raise Failure(f"{what} exited ({proc.poll()}) before it was ready: {err}")
+        # stdout closed: the peer is exiting; give it a moment so its stderr
+        # (the reason) can be read whole.
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        err = proc.stderr.read()
+        raise Failure(f"{what} exited ({proc.returncode}) before it was ready: {err}")
     return line.strip()
 
 
@@ -105,7 +112,7 @@ def _start_peer(peer, args, what, ready):
     ready(line) must accept; on any failure the peer is stopped again."""
     peer.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        line = _first_line(peer.proc, 20, what)
+        line = _first_line(peer.proc, 90, what)
         check(ready(line), f"{what} said {line!r}")
         return line
     except BaseException:

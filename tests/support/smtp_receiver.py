@@ -31,6 +31,7 @@ import asyncio
 import json
 import os
 import signal
+import socket
 import ssl
 import sys
 import threading
@@ -193,6 +194,21 @@ class ScriptedController(Controller):
         self.ember_stats = stats
         super().__init__(handler, **kw)
 
+    def _trigger_server(self):
+        # aiosmtpd's own check connects with a 1 s timeout and, when that
+        # expires on a busy machine, waits for a session that never comes.
+        # Same check, patient: connect, wait for the greeting (or TLS
+        # handshake), then close.
+        with socket.create_connection((self.hostname, self.port), 30) as s:
+            if self.ssl_context:
+                ctx = ssl.create_default_context()
+                ctx.check_hostname = False
+                ctx.verify_mode = ssl.CERT_NONE
+                with ctx.wrap_socket(s) as t:
+                    t.recv(1024)
+            else:
+                s.recv(1024)
+
     def factory(self):
         smtp = ScriptedSMTP(self.handler, **self.SMTP_kwargs)
         smtp.ember_args = self.ember_args
@@ -216,7 +232,10 @@ def main():
     stats.flush()
     kw = {"hostname": host, "port": int(port), "server_hostname": args.hostname,
           "data_size_limit": 64 * 1024 * 1024, "enable_SMTPUTF8": True,
-          "decode_data": False, "ready_timeout": 10}
+          "decode_data": False,
+          # aiosmtpd proves readiness with a self-connection; on a loaded
+          # 2-core CI machine under ASan this can take more than its default.
+          "ready_timeout": 60}
     if args.tls_cert:
         ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         ctx.load_cert_chain(args.tls_cert, args.tls_key)
