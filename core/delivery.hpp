@@ -35,6 +35,9 @@ struct DeliveryJob {
     // names each changed copy (VERP sender, added fields, rendering) so a
     // cache keyed by message (the DKIM signature) never mixes two copies.
     std::string variant;
+    // Set by the warm-up gate from the destination's provider: at most this
+    // many messages per outbound connection (0: the agent's own limit).
+    std::uint32_t max_messages_per_connection = 0;
 };
 
 class Deliverer {

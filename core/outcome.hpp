@@ -36,6 +36,10 @@ struct Outcome {
     std::string remote_ip;          // "192.0.2.1"
     bool local = false;             // synthesized by ember, not said by the remote host
     std::int64_t not_before_ms = 0; // Throttled: the earliest next try (unix ms)
+    // The TLS protocol of the session that carried the attempt ("TLSv1.3");
+    // "" when the session was clear text or never got that far. Feeds the
+    // compliance scorecard's TLS share and delivery events.
+    std::string tls = {};
 
     // Postfix style, for logs and `queue show`:
     // "host mx.example.com[192.0.2.1] said: 550 5.1.1 no such user (in reply to RCPT TO command)"
