@@ -23,8 +23,10 @@ constexpr std::uint8_t kCodecVersion = 1; // message headers
 // the DSN state to version 1's fields. Version 1 still decodes (a queue
 // written by an older ember), so the layout before the new fields must never
 // change.
+// Version 3 appends the warm-up hold fields (held_ms, throttled_until_ms).
 constexpr std::uint8_t kRecipientV1 = 1;
 constexpr std::uint8_t kRecipientV2 = 2;
+constexpr std::uint8_t kRecipientV3 = 3;
 constexpr int kMaxReplyCode = 999;
 constexpr std::uint8_t kKindMessage = 'M';
 constexpr std::uint8_t kKindRecipient = 'R';
@@ -190,7 +192,7 @@ std::optional<Message> decode_message_header(std::string_view bytes) {
 
 std::string encode_recipient(const Recipient& rcpt) {
     Writer w;
-    w.u8(kRecipientV2);
+    w.u8(kRecipientV3);
     w.u8(kKindRecipient);
     w.str(rcpt.spec.address);
     w.str(rcpt.spec.orcpt);
@@ -213,6 +215,9 @@ std::string encode_recipient(const Recipient& rcpt) {
     w.u8(o.local ? 1 : 0);
     w.i64(rcpt.last_attempt_ms);
     w.u8(rcpt.dsn_state);
+    // version 3
+    w.i64(rcpt.held_ms);
+    w.i64(rcpt.throttled_until_ms);
     return w.take();
 }
 
@@ -232,7 +237,9 @@ bool read_outcome_fields(Reader& r, Recipient& rcpt) {
     const auto local = r.u8();
     rcpt.last_attempt_ms = r.i64();
     rcpt.dsn_state = r.u8();
-    if (kind > static_cast<std::uint8_t>(core::OutcomeKind::Failed) ||
+    // Suppressed is recorded as a recipient's outcome too (the scheduler's
+    // apply_outcome); refusing it made such a record undecodable.
+    if (kind > static_cast<std::uint8_t>(core::OutcomeKind::Throttled) ||
         scope > static_cast<std::uint8_t>(core::OutcomeScope::Recipient) ||
         code > static_cast<std::uint32_t>(kMaxReplyCode) || local > 1 ||
         (rcpt.dsn_state & ~kDsnSentMask) != 0)
@@ -249,7 +256,7 @@ bool read_outcome_fields(Reader& r, Recipient& rcpt) {
 std::optional<Recipient> decode_recipient(std::string_view bytes) {
     Reader r(bytes);
     const auto version = r.u8();
-    if ((version != kRecipientV1 && version != kRecipientV2) || r.u8() != kKindRecipient)
+    if (version < kRecipientV1 || version > kRecipientV3 || r.u8() != kKindRecipient)
         return std::nullopt;
     Recipient rcpt;
     rcpt.spec.address = r.str();
@@ -260,9 +267,14 @@ std::optional<Recipient> decode_recipient(std::string_view bytes) {
     rcpt.next_attempt_ms = r.i64();
     rcpt.updated_ms = r.i64();
     rcpt.last_reply = r.str();
-    if (version == kRecipientV2 && !read_outcome_fields(r, rcpt))
+    if (version >= kRecipientV2 && !read_outcome_fields(r, rcpt))
         return std::nullopt;
-    if (!r.finished() || state >= kStateNames.size() || (rcpt.spec.notify & ~0x0fU) != 0)
+    if (version >= kRecipientV3) {
+        rcpt.held_ms = r.i64();
+        rcpt.throttled_until_ms = r.i64();
+    }
+    if (!r.finished() || state >= kStateNames.size() || (rcpt.spec.notify & ~0x0fU) != 0 ||
+        rcpt.held_ms < 0 || rcpt.throttled_until_ms < 0)
         return std::nullopt;
     rcpt.state = static_cast<RecipientState>(state);
     return rcpt;

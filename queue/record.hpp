@@ -71,6 +71,16 @@ struct Recipient {
     core::Outcome outcome;
     std::int64_t last_attempt_ms = 0;
     std::uint8_t dsn_state = 0; // DsnSent flags
+    // Time the warm-up throttler held this recipient back (Throttled
+    // outcomes, core/outcome.hpp): not attempts, so they spend none of
+    // max_retry_time; expiry and delay warnings run on a clock shifted by
+    // it. Counted in advance (not_before - now) when a hold starts and
+    // corrected down if the hold ends early (release, admin retry).
+    std::int64_t held_ms = 0;
+    // The not_before time of the hold in progress: nonzero while the
+    // latest outcome recorded is a Throttled one. `outcome` keeps the last
+    // real attempt, which is what a DSN reports.
+    std::int64_t throttled_until_ms = 0;
     friend bool operator==(const Recipient&, const Recipient&) = default;
 };
 
@@ -85,8 +95,9 @@ struct Message {
 
 // Binary codec for the LMDB values. Versioned; decode() rejects truncated or
 // unknown data instead of reading past it. Recipients are written as version
-// 2 (version 1 plus outcome, last attempt and DSN state); version 1 records
-// written by an older ember still decode, with those fields empty.
+// 3: version 1, plus (version 2) outcome, last attempt and DSN state, plus
+// (version 3) held_ms and throttled_until_ms. Version 1 and 2 records
+// written by an older ember still decode, with the newer fields 0/empty.
 [[nodiscard]] std::string encode_message_header(const Message& m); // without recipients
 [[nodiscard]] std::optional<Message> decode_message_header(std::string_view bytes);
 [[nodiscard]] std::string encode_recipient(const Recipient& r);

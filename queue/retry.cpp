@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 
 namespace ember::queue {
 namespace {
@@ -30,8 +31,20 @@ core::Duration next_delay(const RetryPolicy& policy, std::uint32_t attempts, std
     return std::max(core::Duration(ms), kMinRetryDelay);
 }
 
-bool expired(const RetryPolicy& policy, std::int64_t received_at_ms, std::int64_t now_ms) {
-    return now_ms - received_at_ms >= policy.max_retry_time.count();
+std::int64_t expiry_ms(const RetryPolicy& policy, std::int64_t received_at_ms,
+                       std::int64_t held_ms) {
+    std::int64_t out = received_at_ms;
+    for (const std::int64_t add :
+         {policy.max_retry_time.count(), std::max<std::int64_t>(held_ms, 0)}) {
+        if (__builtin_add_overflow(out, add, &out))
+            return std::numeric_limits<std::int64_t>::max();
+    }
+    return out;
+}
+
+bool expired(const RetryPolicy& policy, std::int64_t received_at_ms, std::int64_t now_ms,
+             std::int64_t held_ms) {
+    return now_ms >= expiry_ms(policy, received_at_ms, held_ms);
 }
 
 } // namespace ember::queue

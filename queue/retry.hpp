@@ -35,10 +35,17 @@ inline constexpr core::Duration kMinRetryDelay = std::chrono::seconds(1);
 [[nodiscard]] core::Duration next_delay(const RetryPolicy& policy, std::uint32_t attempts,
                                         std::uint64_t random);
 
-// True once a message received at received_at_ms has been queued for
-// max_retry_time. Like Postfix's maximal_queue_lifetime, 0 means a
-// temporary failure is never retried.
+// When a recipient's max_retry_time runs out: its message's arrival plus
+// max_retry_time plus held_ms, the time the warm-up throttler held it back
+// (core/outcome.hpp: a Throttled outcome is not an attempt and spends none
+// of max_retry_time). Saturates rather than overflows.
+[[nodiscard]] std::int64_t expiry_ms(const RetryPolicy& policy, std::int64_t received_at_ms,
+                                     std::int64_t held_ms = 0);
+
+// True once now_ms reached expiry_ms(). Like Postfix's
+// maximal_queue_lifetime, max_retry_time 0 means a temporary failure is
+// never retried.
 [[nodiscard]] bool expired(const RetryPolicy& policy, std::int64_t received_at_ms,
-                           std::int64_t now_ms);
+                           std::int64_t now_ms, std::int64_t held_ms = 0);
 
 } // namespace ember::queue

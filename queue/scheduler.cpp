@@ -11,10 +11,12 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include <fmt/chrono.h>
 #include <fmt/core.h>
 
 #include <algorithm>
 #include <atomic>
+#include <ctime>
 #include <exception>
 #include <limits>
 #include <map>
@@ -123,11 +125,14 @@ bool owes_failure_dsn(const Message& m, const Recipient& r) {
            wants_failure_dsn(m, r);
 }
 
+// On the same clock as expiry: time held by the warm-up throttler is not
+// time spent trying, so it does not bring the "still trying" report closer.
 bool owes_delay_dsn(const Message& m, const Recipient& r, const RetryPolicy& policy,
                     std::int64_t now) {
     return r.state == RecipientState::Deferred && (r.dsn_state & kDsnDelaySent) == 0 &&
            policy.delay_warning.count() > 0 &&
-           now - received_at(m) >= policy.delay_warning.count() && wants_delay_dsn(m, r);
+           now - received_at(m) - r.held_ms >= policy.delay_warning.count() &&
+           wants_delay_dsn(m, r);
 }
 
 bool all_final(const std::vector<Recipient>& recipients) {
@@ -169,14 +174,31 @@ core::Outcome missing_outcome() {
 // RFC 3463 X.4.7 "delivery time expired". The last deferral stays in the
 // text (and its host in remote_host, for the DSN's Remote-MTA field), so
 // the sender learns why delivery never succeeded.
-core::Outcome expiry_outcome(const core::Outcome& last, const RetryPolicy& policy) {
-    auto o =
-        local_outcome(OutcomeKind::Failed, 451, "4.4.7",
-                      fmt::format("message expired after {} in queue; last error: {}",
-                                  core::format_duration(policy.max_retry_time), last.summary()));
+core::Outcome expiry_outcome(const core::Outcome& last, const RetryPolicy& policy,
+                             std::int64_t held_ms) {
+    const auto held = held_ms > 0 ? fmt::format(" (plus {} held by warm-up)",
+                                                core::format_duration(core::Duration(held_ms)))
+                                  : std::string();
+    auto o = local_outcome(OutcomeKind::Failed, 451, "4.4.7",
+                           fmt::format("message expired after {}{} in queue; last error: {}",
+                                       core::format_duration(policy.max_retry_time), held,
+                                       last.summary()));
     o.remote_host = last.remote_host;
     o.remote_ip = last.remote_ip;
     return o;
+}
+
+// A Throttled outcome's wait is at least this long, so a throttler that
+// answers "now" cannot make the scheduler spin.
+constexpr std::int64_t kMinThrottleMs = 1000;
+
+// Ends the hold in progress, if any: held_ms counted the whole wait in
+// advance, so the part not waited (an early release, an admin retry) is
+// given back.
+void end_hold(Recipient& r, std::int64_t now) {
+    if (r.throttled_until_ms > now)
+        r.held_ms = std::max<std::int64_t>(r.held_ms - (r.throttled_until_ms - now), 0);
+    r.throttled_until_ms = 0;
 }
 
 struct ApplyContext {
@@ -189,11 +211,15 @@ struct ApplyContext {
 // One attempt's outcome applied to the recipient's record.
 Recipient apply_outcome(Recipient r, const core::Outcome& outcome, const ApplyContext& c,
                         const RandomSource& random) {
+    end_hold(r, c.now);
     if (outcome.kind == OutcomeKind::Throttled) {
-        // Not an attempt: no retry count spent, no expiry, no outcome recorded
-        // over the last real one.
+        // Not an attempt: no retry count spent, no outcome recorded over the
+        // last real one, and the wait is added to held_ms so that it spends
+        // none of max_retry_time either (core/outcome.hpp).
         r.updated_ms = c.now;
-        r.next_attempt_ms = std::max(outcome.not_before_ms, c.now + 1000);
+        r.next_attempt_ms = std::max(outcome.not_before_ms, c.now + kMinThrottleMs);
+        r.throttled_until_ms = r.next_attempt_ms;
+        r.held_ms += r.next_attempt_ms - c.now;
         return r;
     }
     if (outcome.kind == OutcomeKind::Suppressed) {
@@ -221,14 +247,14 @@ Recipient apply_outcome(Recipient r, const core::Outcome& outcome, const ApplyCo
         if (c.bounce_requested) {
             r.state = RecipientState::Failed;
             r.outcome = admin_bounce_outcome();
-        } else if (expired(c.policy, c.received_at, c.now)) {
+        } else if (expired(c.policy, c.received_at, c.now, r.held_ms)) {
             r.state = RecipientState::Failed;
-            r.outcome = expiry_outcome(outcome, c.policy);
+            r.outcome = expiry_outcome(outcome, c.policy, r.held_ms);
         } else {
             r.state = RecipientState::Deferred;
             // The last attempt lands on the expiry time itself, so a message
             // lives max_retry_time, not max_retry_time plus a backoff.
-            const auto deadline = c.received_at + c.policy.max_retry_time.count();
+            const auto deadline = expiry_ms(c.policy, c.received_at, r.held_ms);
             auto next = c.now + next_delay(c.policy, r.attempts, random()).count();
             if (next > deadline && deadline > c.now)
                 next = deadline;
@@ -251,6 +277,28 @@ std::string_view result_name(RecipientState s) {
     default:
         return "deferred";
     }
+}
+
+// RFC 3339 UTC, to the second: when a throttled recipient is due again.
+std::string format_unix_ms(std::int64_t ms) {
+    const auto secs = static_cast<std::time_t>(ms / 1000);
+    std::tm tm{};
+    if (::gmtime_r(&secs, &tm) == nullptr)
+        return std::to_string(ms);
+    return fmt::format("{:%Y-%m-%dT%H:%M:%SZ}", tm);
+}
+
+// Held back by the warm-up throttler: not an attempt, so not "deferred";
+// `until` is when it is due again and `reply` says why.
+void log_throttled(const Message& m, const Recipient& r, const core::Outcome& why,
+                   std::int64_t now) {
+    const double delay = static_cast<double>(now - received_at(m)) / 1000.0;
+    log::info("delivery.result",
+              "id={} to={} domain={} result=throttled attempts={} until={} delay={:.2f} "
+              "relay=none reply={}",
+              format_queue_id(m.id), log::q("<" + r.spec.address + ">"),
+              log::q(core::address_domain(r.spec.address)), r.attempts,
+              format_unix_ms(r.throttled_until_ms), delay, log::q(why.summary()));
 }
 
 // Postfix's familiar line: to=<...> relay=host[ip] delay=... status=...
@@ -349,6 +397,7 @@ public:
     void hold(QueueId id, const std::vector<std::uint32_t>& indexes);
     void release(QueueId id, const std::vector<std::uint32_t>& indexes);
     [[nodiscard]] bool pass();
+    [[nodiscard]] std::vector<DueRecipient> collect_due(std::uint32_t free_jobs, bool& full);
     void arm_timer();
     [[nodiscard]] bool start_job(const Message& m, const std::string& domain,
                                  std::vector<std::uint32_t> indexes);
@@ -374,7 +423,8 @@ public:
     static asio::awaitable<AdminChange> retry_message(std::shared_ptr<Impl> self, QueueId id);
     static asio::awaitable<void> wait_idle(std::shared_ptr<Impl> self);
     static asio::awaitable<AdminChange> reschedule(std::shared_ptr<Impl> self,
-                                                   std::vector<DueRecipient> due);
+                                                   std::vector<DueRecipient> due,
+                                                   std::string_view event = "queue.retry");
     static asio::awaitable<AdminChange> bounce(std::shared_ptr<Impl> self, QueueId id);
 
     asio::any_io_executor executor_;
@@ -393,7 +443,8 @@ public:
     std::optional<std::int64_t> next_wake_;
     std::set<Key> in_flight_;
     std::map<QueueId, Flight> flights_;
-    std::map<std::string, Destination> destinations_;
+    // Transparent: the pass looks destinations up by the store's string_view.
+    std::map<std::string, Destination, std::less<>> destinations_;
     std::uint32_t jobs_ = 0;
 };
 
@@ -475,36 +526,23 @@ bool Scheduler::Impl::pass() {
     // A limit of 0 would stop delivery for good: the config table forbids
     // it, and here it counts as 1.
     const auto max_jobs = std::max<std::uint32_t>(config_.max_jobs, 1);
-    const auto per_destination = std::max<std::uint32_t>(config_.max_jobs_per_destination, 1);
     if (stopped_ || jobs_ >= max_jobs)
         return false; // a finishing job wakes the loop
-    const auto now = clock_();
-    const std::function<bool(const DueRecipient&)> skip = [this,
-                                                           per_destination](const DueRecipient& d) {
-        if (in_flight_.contains(Key{d.id, d.index}))
-            return true;
-        const auto it = destinations_.find(d.domain);
-        return it != destinations_.end() && it->second.jobs >= per_destination;
-    };
-    const auto due = store_.due(now, std::max<std::size_t>(config_.batch, 1), skip);
+    bool full = false;
+    const auto due = collect_due(max_jobs - jobs_, full);
     const auto groups = group_due(due);
     std::map<QueueId, std::optional<Message>> loaded;
     std::size_t started = 0;
+    const auto per_destination = std::max<std::uint32_t>(config_.max_jobs_per_destination, 1);
     const std::size_t per_job = std::max<std::uint32_t>(config_.max_recipients_per_job, 1);
     for (const auto& g : groups) {
         if (jobs_ >= max_jobs)
             break;
-        // The limit first, the load after: a batch is often one busy
-        // destination's backlog, and loading (decoding) each of its messages
-        // only to find the destination full cost more than the deliveries.
-        if (const auto d = destinations_.find(g.domain);
-            d != destinations_.end() && d->second.jobs >= per_destination)
-            continue;
         auto [slot, fresh] = loaded.try_emplace(g.id);
         if (fresh)
             slot->second = store_.load(g.id);
         if (!slot->second)
-            continue; // removed since due() read it
+            continue; // removed since visit_due() read it
         for (std::size_t at = 0; at < g.indexes.size() && jobs_ < max_jobs; at += per_job) {
             if (destinations_[g.domain].jobs >= per_destination)
                 break;
@@ -515,7 +553,53 @@ bool Scheduler::Impl::pass() {
                 ++started;
         }
     }
-    return due.size() >= config_.batch && started > 0 && jobs_ < max_jobs;
+    return full && started > 0 && jobs_ < max_jobs;
+}
+
+// The due recipients this pass can start jobs for, by destination from the
+// store's destination index. A destination at max_jobs_per_destination is
+// passed over with one map lookup however long its due backlog (a tarpit
+// holding its connections used to cost a record decode per waiting
+// recipient per pass), and from the others only as many messages are read
+// as they have free job slots: a job is one message and at most
+// max_recipients_per_job recipients. `full`: stopped at `batch` recipients.
+std::vector<DueRecipient> Scheduler::Impl::collect_due(std::uint32_t free_jobs, bool& full) {
+    const auto per_destination = std::max<std::uint32_t>(config_.max_jobs_per_destination, 1);
+    const std::size_t per_job = std::max<std::uint32_t>(config_.max_recipients_per_job, 1);
+    const std::size_t batch = std::max<std::size_t>(config_.batch, 1);
+    std::vector<DueRecipient> out;
+    std::uint32_t slots = 0;                 // jobs the current destination may still start
+    std::map<QueueId, std::size_t> messages; // its recipients taken, per message
+    DueVisitor visitor;
+    visitor.destination = [&](std::string_view domain) {
+        if (free_jobs == 0)
+            return DueStep::Stop;
+        const auto it = destinations_.find(domain);
+        const std::uint32_t running = it == destinations_.end() ? 0 : it->second.jobs;
+        if (running >= per_destination)
+            return DueStep::Pass;
+        slots = std::min(per_destination - running, free_jobs);
+        messages.clear();
+        return DueStep::Continue;
+    };
+    visitor.recipient = [&](std::string_view domain, QueueId id, std::uint32_t index,
+                            std::int64_t at) {
+        if (in_flight_.contains(Key{id, index}))
+            return DueStep::Continue;
+        auto& taken = messages[id];
+        if (taken % per_job == 0) { // this recipient would open a new job
+            if (slots == 0)
+                return DueStep::Pass;
+            --slots;
+            --free_jobs;
+        }
+        ++taken;
+        out.push_back(DueRecipient{id, index, std::string(domain), at});
+        full = out.size() >= batch;
+        return full ? DueStep::Stop : DueStep::Continue;
+    };
+    store_.visit_due(clock_(), visitor);
+    return out;
 }
 
 // Recipients due now but not started are in flight or over a limit: a
@@ -664,9 +748,13 @@ Scheduler::Impl::Plan Scheduler::Impl::complete(const core::DeliveryJob& job,
         const auto outcome = i < outcomes.size() ? outcomes[i] : missing_outcome();
         auto& r = m->recipients[index];
         r = apply_outcome(std::move(r), outcome, context, random_);
-        log_result(*m, r, now);
-        dest.last_outcome = r.outcome.summary();
-        dest.last_ms = now;
+        if (outcome.kind == OutcomeKind::Throttled) {
+            log_throttled(*m, r, outcome, now);
+        } else {
+            log_result(*m, r, now);
+            dest.last_outcome = r.outcome.summary();
+            dest.last_ms = now;
+        }
         plan.updates.push_back(RecipientUpdate{index, r});
     }
     settle_step(*m, plan, now);
@@ -793,8 +881,11 @@ asio::awaitable<void> Scheduler::Impl::wait_idle(std::shared_ptr<Impl> self) {
 
 // Sets next_attempt = now for the given pending recipients, a message at a
 // time but all written together.
+// `event` names the log line; it must be a string literal (it outlives the
+// coroutine).
 asio::awaitable<AdminChange> Scheduler::Impl::reschedule(std::shared_ptr<Impl> self,
-                                                         std::vector<DueRecipient> due) {
+                                                         std::vector<DueRecipient> due,
+                                                         std::string_view event) {
     AdminChange change;
     if (self->dead_)
         co_return change;
@@ -826,7 +917,7 @@ asio::awaitable<AdminChange> Scheduler::Impl::reschedule(std::shared_ptr<Impl> s
     }
     for (const auto& [id, indexes] : held)
         self->release(id, indexes);
-    log::info("queue.retry", "messages={} recipients={}", change.messages, change.recipients);
+    log::info(event, "messages={} recipients={}", change.messages, change.recipients);
     co_return change;
 }
 
@@ -841,6 +932,7 @@ Scheduler::Impl::reschedule_update(QueueId id, const std::vector<std::uint32_t>&
         if (i >= m->recipients.size() || !is_pending(m->recipients[i].state))
             continue;
         auto r = m->recipients[i];
+        end_hold(r, now); // a throttled recipient released early gives back the unused hold
         r.next_attempt_ms = now;
         r.updated_ms = now;
         update.updates.push_back(RecipientUpdate{i, std::move(r)});
@@ -876,6 +968,7 @@ asio::awaitable<AdminChange> Scheduler::Impl::bounce(std::shared_ptr<Impl> self,
         auto& r = m->recipients[i];
         if (!is_pending(r.state) || self->in_flight_.contains(Key{id, i}))
             continue;
+        end_hold(r, now);
         r.state = RecipientState::Failed;
         r.outcome = admin_bounce_outcome();
         r.last_reply = r.outcome.summary();
@@ -988,6 +1081,10 @@ asio::awaitable<AdminChange> Scheduler::retry_domain(std::string_view domain) {
 asio::awaitable<AdminChange> Scheduler::retry_all() {
     return Impl::reschedule(impl_, impl_->store_.due(std::numeric_limits<std::int64_t>::max(),
                                                      std::numeric_limits<std::size_t>::max()));
+}
+
+asio::awaitable<AdminChange> Scheduler::release_throttled() {
+    return Impl::reschedule(impl_, impl_->store_.throttled(), "queue.release_throttled");
 }
 
 asio::awaitable<AdminChange> Scheduler::bounce_now(QueueId id) {

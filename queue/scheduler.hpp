@@ -125,6 +125,17 @@ public:
     [[nodiscard]] boost::asio::awaitable<AdminChange> retry_now(QueueId id);
     [[nodiscard]] boost::asio::awaitable<AdminChange> retry_domain(std::string_view domain);
     [[nodiscard]] boost::asio::awaitable<AdminChange> retry_all();
+    // For the warm-up admin verbs (resume a paused domain, change its day):
+    // every pending recipient whose latest outcome is Throttled
+    // (Recipient::throttled_until_ms != 0) and that is not in flight becomes
+    // due now, instead of at its not_before time, and the loop wakes. The
+    // unused part of each hold is taken back out of held_ms. The warm-up
+    // gate judges each again at its next attempt, so releasing mail that is
+    // still over a limit only throttles it once more. One scan of the due
+    // index (no record decoded) plus a load per message released; completes
+    // once the records are committed. AdminChange::recipients is how many
+    // were released, found is true when any was.
+    [[nodiscard]] boost::asio::awaitable<AdminChange> release_throttled();
     // Fails every pending recipient with a local "550 5.0.0 bounced by
     // administrator" outcome and hands a failure DSN; a recipient in flight
     // fails the same way when its attempt ends in a deferral.

@@ -33,8 +33,12 @@ using StateCounts = std::array<std::int64_t, kStates>;
 constexpr unsigned kMaxDbs = 64;
 constexpr std::size_t kMaxKvKey = 511; // LMDB's default key size limit
 // 1: the layout in store.hpp; 2: recipients carry their last outcome and DSN
-// state (codec version 2; version 1 records still decode).
-constexpr std::uint32_t kSchemaVersion = 2;
+// state (codec version 2; version 1 records still decode); 3: `due` values
+// carry the destination and a throttled flag, and the per-destination
+// indexes dest_due and dest_heads exist. A store of version 1 or 2 has its
+// due indexes rebuilt from the recipient records at open.
+constexpr std::uint32_t kSchemaVersion = 3;
+constexpr std::uint32_t kFirstDestinationSchema = 3;
 constexpr std::string_view kSchemaKey = "schema_version";
 // A batch stops growing past this many content bytes (a single request is
 // always taken): LMDB caps one transaction's dirty pages (MDB_TXN_FULL near
@@ -45,6 +49,10 @@ constexpr std::size_t kMaxBatchBytes = std::size_t{64} << 20;
 constexpr std::size_t kMaxDomain = 255;
 constexpr std::size_t kIdBytes = 8;
 constexpr std::size_t kIndexBytes = 4;
+constexpr std::size_t kTimeBytes = 8;
+constexpr std::size_t kDueTail = kTimeBytes + kIdBytes + kIndexBytes; // time id index
+// `due` value flag: the recipient waits on a Throttled outcome (Store::throttled()).
+constexpr std::uint8_t kDueThrottled = 1;
 
 // Keys are big-endian so that LMDB's memcmp order is numeric order.
 void append_be(std::string& out, std::uint64_t v, std::size_t bytes) {
@@ -90,6 +98,37 @@ std::string domain_key(std::string_view domain, QueueId id, std::uint32_t index)
     append_be(k, id, kIdBytes);
     append_be(k, index, kIndexBytes);
     return k;
+}
+
+// dest_due: domain NUL time(8) id(8) index(4). One destination's due
+// recipients are contiguous and in due order.
+std::string dest_due_key(std::string_view domain, std::int64_t at_ms, QueueId id,
+                         std::uint32_t index) {
+    auto k = domain_prefix(domain);
+    k += due_key(at_ms, id, index);
+    return k;
+}
+
+// dest_heads: time(8) domain, the earliest dest_due time of each destination.
+std::string head_key(std::int64_t at_ms, std::string_view domain) {
+    std::string k;
+    append_be(k, static_cast<std::uint64_t>(std::max<std::int64_t>(at_ms, 0)), kTimeBytes);
+    k += domain;
+    return k;
+}
+
+// `due` value: flags(1) then the destination domain, so that a reader of the
+// index never decodes a recipient record to learn where it goes. Version 1
+// and 2 stores wrote "" (rebuilt at open; readers still fall back).
+std::string due_value(const Recipient& r, std::string_view domain) {
+    std::string v(1, static_cast<char>(r.throttled_until_ms != 0 ? kDueThrottled : 0));
+    v += domain;
+    return v;
+}
+
+// The domain of a dest_due key (everything before the NUL).
+std::string_view dest_due_domain(std::string_view key) {
+    return key.substr(0, key.find('\0'));
 }
 
 // An admin's "Example.COM" names the same destination as "example.com".
@@ -212,6 +251,10 @@ public:
     [[nodiscard]] std::optional<std::int64_t> next_due_after(std::int64_t now) const;
     [[nodiscard]] std::vector<QueueId>
     find_messages(const std::function<bool(const std::vector<Recipient>&)>& match) const;
+    void visit_due(std::int64_t now, const DueVisitor& visitor) const;
+    [[nodiscard]] std::vector<DueRecipient> throttled() const;
+    [[nodiscard]] bool due_domain(const lmdb::Txn& txn, std::string_view value,
+                                  DueRecipient& d) const;
 
     [[nodiscard]] std::optional<TableId> open_table(const std::string& name, std::string& error);
     [[nodiscard]] std::optional<std::string> kv_get(TableId table, std::string_view key) const;
@@ -249,9 +292,21 @@ private:
         std::vector<KvWrite> kv;
     };
 
+    // The destinations whose dest_due entries a write changes, with their
+    // head (earliest time) before it; settle_heads() rewrites the heads
+    // that moved, in the same transaction.
+    using HeadFix = std::map<std::string, std::optional<std::int64_t>, std::less<>>;
+
     std::string open_env();
     std::string init_databases();
-    std::string check_schema(lmdb::Txn& txn);
+    std::string check_schema(lmdb::Txn& txn, std::uint32_t& stored);
+    std::string check_indexes(lmdb::Txn& txn, std::uint32_t stored);
+    lmdb::Status rebuild_indexes(lmdb::Txn& txn, std::uint64_t& pending) const;
+    lmdb::Status head_of(const lmdb::Txn& txn, std::string_view domain,
+                         std::optional<std::int64_t>& out) const;
+    lmdb::Status note_head(const lmdb::Txn& txn, HeadFix& fix, std::string_view domain) const;
+    lmdb::Status settle_heads(lmdb::Txn& txn, const HeadFix& fix) const;
+    lmdb::Status put_rows(lmdb::Txn& txn, const std::vector<Put>& rows, HeadFix& fix) const;
     std::string scan_existing();
     std::string fail(std::string_view what, const lmdb::Status& st) const;
 
@@ -267,10 +322,10 @@ private:
     lmdb::Status put_request(lmdb::Txn& txn, Request& r) const;
     lmdb::Status put_update(lmdb::Txn& txn, Request& r) const;
     lmdb::Status check_update(const lmdb::Txn& txn, Request& r) const;
-    lmdb::Status erase_if_final(lmdb::Txn& txn, Request& r) const;
-    lmdb::Status erase_message(lmdb::Txn& txn, QueueId id, StateCounts& delta) const;
-    lmdb::Status drop_indexes(lmdb::Txn& txn, QueueId id, std::uint32_t index,
-                              const Recipient& r) const;
+    lmdb::Status erase_if_final(lmdb::Txn& txn, Request& r, HeadFix& fix) const;
+    lmdb::Status erase_message(lmdb::Txn& txn, QueueId id, StateCounts& delta, HeadFix& fix) const;
+    lmdb::Status drop_indexes(lmdb::Txn& txn, QueueId id, std::uint32_t index, const Recipient& r,
+                              HeadFix& fix) const;
     void add_counts(const StateCounts& delta);
     void observe_id(QueueId id);
 
@@ -286,6 +341,7 @@ private:
     lmdb::Env env_;
     struct {
         lmdb::Dbi messages = 0, recipients = 0, content = 0, due = 0, domains = 0, meta = 0;
+        lmdb::Dbi dest_due = 0, dest_heads = 0;
     } db_;
     std::array<std::atomic<std::int64_t>, kStates> counts_{};
 
@@ -374,12 +430,16 @@ std::string Store::Impl::init_databases() {
         return fail("begin", st);
     const std::pair<const char*, lmdb::Dbi*> dbs[] = {
         {"messages", &db_.messages}, {"recipients", &db_.recipients}, {"content", &db_.content},
-        {"due", &db_.due},           {"domains", &db_.domains},       {"meta", &db_.meta}};
+        {"due", &db_.due},           {"domains", &db_.domains},       {"meta", &db_.meta},
+        {"dest_due", &db_.dest_due}, {"dest_heads", &db_.dest_heads}};
     for (const auto& [name, dbi] : dbs) {
         if (auto st = txn.open_dbi(name, MDB_CREATE, *dbi); !st.ok())
             return fail(fmt::format("open database {}", name), st);
     }
-    if (auto e = check_schema(txn); !e.empty())
+    std::uint32_t stored = kSchemaVersion;
+    if (auto e = check_schema(txn, stored); !e.empty())
+        return e;
+    if (auto e = check_indexes(txn, stored); !e.empty())
         return e;
     if (auto st = txn.commit(); !st.ok())
         return fail("commit", st);
@@ -388,9 +448,10 @@ std::string Store::Impl::init_databases() {
 
 // Version 1 is the layout in store.hpp. A newer version was written by a
 // newer ember whose records this one would misread: refuse, never guess.
-std::string Store::Impl::check_schema(lmdb::Txn& txn) {
+std::string Store::Impl::check_schema(lmdb::Txn& txn, std::uint32_t& stored_version) {
     std::string_view stored;
     auto st = txn.get(db_.meta, kSchemaKey, stored);
+    stored_version = kSchemaVersion;
     if (st.is(MDB_NOTFOUND)) {
         std::string v;
         append_be(v, kSchemaVersion, 4);
@@ -409,6 +470,7 @@ std::string Store::Impl::check_schema(lmdb::Txn& txn) {
                            config_.data_dir, version, kSchemaVersion);
     if (version == 0)
         return fmt::format("queue: {}: unknown schema version 0", config_.data_dir);
+    stored_version = static_cast<std::uint32_t>(version);
     if (version < kSchemaVersion) {
         // Older records still decode; stamp the new version so an older
         // ember refuses this store instead of misreading new records.
@@ -416,6 +478,136 @@ std::string Store::Impl::check_schema(lmdb::Txn& txn) {
         append_be(v, kSchemaVersion, 4);
         st = txn.put(db_.meta, kSchemaKey, v);
         return st.ok() ? std::string() : fail("write schema version", st);
+    }
+    return {};
+}
+
+// The due indexes are derived data: a store from before schema 3 lacks the
+// destination indexes, and any disagreement between them (one entry per
+// pending recipient in each of due and dest_due, a head per destination)
+// means they cannot be trusted. Either way they are rebuilt from the
+// recipient records, in the open transaction, so a crash during the rebuild
+// leaves the old store as it was.
+std::string Store::Impl::check_indexes(lmdb::Txn& txn, std::uint32_t stored) {
+    std::size_t due = 0;
+    std::size_t dest_due = 0;
+    std::size_t heads = 0;
+    auto st = txn.entries(db_.due, due);
+    if (st.ok())
+        st = txn.entries(db_.dest_due, dest_due);
+    if (st.ok())
+        st = txn.entries(db_.dest_heads, heads);
+    if (!st.ok())
+        return fail("count index entries", st);
+    const bool consistent = due == dest_due && (heads == 0) == (dest_due == 0) && heads <= due;
+    if (stored >= kFirstDestinationSchema && consistent)
+        return {};
+    std::uint64_t pending = 0;
+    if (st = rebuild_indexes(txn, pending); !st.ok())
+        return fail("rebuild due indexes", st);
+    log::info("queue.index_rebuilt", "data_dir={} schema={} pending={} reason={}",
+              log::q(config_.data_dir), stored, pending,
+              stored < kFirstDestinationSchema ? "upgrade" : "inconsistent");
+    return {};
+}
+
+// Writes due, dest_due and dest_heads afresh from every pending recipient.
+// Writing other databases while the recipients cursor is open is allowed
+// in an LMDB write transaction.
+lmdb::Status Store::Impl::rebuild_indexes(lmdb::Txn& txn, std::uint64_t& pending) const {
+    for (const auto dbi : {db_.due, db_.dest_due, db_.dest_heads}) {
+        if (auto st = lmdb::Status{mdb_drop(txn.get(), dbi, 0)}; !st.ok())
+            return st;
+    }
+    std::map<std::string, std::int64_t, std::less<>> heads;
+    lmdb::Status put;
+    auto st = scan(txn, db_.recipients, {}, [&](std::string_view k, std::string_view v) {
+        const auto r = decode_recipient(v);
+        if (k.size() != kIdBytes + kIndexBytes || !r || !is_pending(r->state))
+            return true;
+        const auto id = read_be(k.substr(0, kIdBytes));
+        const auto index = static_cast<std::uint32_t>(read_be(k.substr(kIdBytes)));
+        const auto domain = core::address_domain(r->spec.address);
+        const auto at = r->next_attempt_ms;
+        put = txn.put(db_.due, due_key(at, id, index), due_value(*r, domain));
+        if (put.ok())
+            put = txn.put(db_.dest_due, dest_due_key(domain, at, id, index), {});
+        const auto [head, fresh] = heads.try_emplace(domain, at);
+        if (!fresh)
+            head->second = std::min(head->second, at);
+        ++pending;
+        return put.ok();
+    });
+    if (!put.ok())
+        return put;
+    for (const auto& [domain, at] : heads) {
+        if (st.ok())
+            st = txn.put(db_.dest_heads, head_key(at, domain), {});
+    }
+    return st;
+}
+
+// The earliest dest_due time of `domain`; nullopt when it has none.
+lmdb::Status Store::Impl::head_of(const lmdb::Txn& txn, std::string_view domain,
+                                  std::optional<std::int64_t>& out) const {
+    out.reset();
+    lmdb::Cursor cursor;
+    if (auto st = lmdb::Cursor::open(txn, db_.dest_due, cursor); !st.ok())
+        return st;
+    const auto prefix = domain_prefix(domain);
+    std::string_view key;
+    std::string_view value;
+    const auto st = cursor.seek(prefix, key, value);
+    if (st.is(MDB_NOTFOUND))
+        return {};
+    if (!st.ok())
+        return st;
+    if (key.starts_with(prefix) && key.size() == prefix.size() + kDueTail)
+        out = static_cast<std::int64_t>(read_be(key.substr(prefix.size(), kTimeBytes)));
+    return {};
+}
+
+lmdb::Status Store::Impl::note_head(const lmdb::Txn& txn, HeadFix& fix,
+                                    std::string_view domain) const {
+    if (fix.find(domain) != fix.end())
+        return {};
+    std::optional<std::int64_t> head;
+    if (auto st = head_of(txn, domain, head); !st.ok())
+        return st;
+    fix.emplace(std::string(domain), head);
+    return {};
+}
+
+lmdb::Status Store::Impl::settle_heads(lmdb::Txn& txn, const HeadFix& fix) const {
+    for (const auto& [domain, before] : fix) {
+        std::optional<std::int64_t> after;
+        if (auto st = head_of(txn, domain, after); !st.ok())
+            return st;
+        if (after == before)
+            continue;
+        if (before) {
+            const auto st = txn.del(db_.dest_heads, head_key(*before, domain));
+            if (!st.ok() && !st.is(MDB_NOTFOUND))
+                return st;
+        }
+        if (after) {
+            if (auto st = txn.put(db_.dest_heads, head_key(*after, domain), {}); !st.ok())
+                return st;
+        }
+    }
+    return {};
+}
+
+// Rows from add_rows(); a dest_due row notes its destination's head first.
+lmdb::Status Store::Impl::put_rows(lmdb::Txn& txn, const std::vector<Put>& rows,
+                                   HeadFix& fix) const {
+    for (const auto& row : rows) {
+        if (row.dbi == db_.dest_due) {
+            if (auto st = note_head(txn, fix, dest_due_domain(row.key)); !st.ok())
+                return st;
+        }
+        if (auto st = txn.put(row.dbi, row.key, row.value); !st.ok())
+            return st;
     }
     return {};
 }
@@ -491,9 +683,10 @@ void Store::Impl::add_rows(std::vector<Put>& rows, QueueId id, std::uint32_t ind
     rows.push_back(Put{db_.recipients, recipient_key(id, index), encode_recipient(r)});
     if (!is_pending(r.state))
         return;
-    rows.push_back(Put{db_.due, due_key(r.next_attempt_ms, id, index), {}});
-    rows.push_back(
-        Put{db_.domains, domain_key(core::address_domain(r.spec.address), id, index), {}});
+    const auto domain = core::address_domain(r.spec.address);
+    rows.push_back(Put{db_.due, due_key(r.next_attempt_ms, id, index), due_value(r, domain)});
+    rows.push_back(Put{db_.domains, domain_key(domain, id, index), {}});
+    rows.push_back(Put{db_.dest_due, dest_due_key(domain, r.next_attempt_ms, id, index), {}});
 }
 
 Store::Impl::Request Store::Impl::prepare(Message m, std::string content,
@@ -692,11 +885,10 @@ lmdb::Status Store::Impl::put_request(lmdb::Txn& txn, Request& r) const {
         return st;
     if (auto st = txn.put(db_.content, key, r.content); !st.ok())
         return st;
-    for (const auto& row : r.rows) {
-        if (auto st = txn.put(row.dbi, row.key, row.value); !st.ok())
-            return st;
-    }
-    return {};
+    HeadFix fix;
+    if (auto st = put_rows(txn, r.rows, fix); !st.ok())
+        return st;
+    return settle_heads(txn, fix);
 }
 
 // Every recipient must exist and decode before anything is written, so a
@@ -729,6 +921,7 @@ lmdb::Status Store::Impl::put_update(lmdb::Txn& txn, Request& r) const {
     r.reject_reason.clear();
     if (auto st = check_update(txn, r); !st.ok() || !r.reject_reason.empty())
         return st;
+    HeadFix fix;
     for (std::size_t i = 0; i < r.updates.size(); ++i) {
         const auto index = r.updates[i].index;
         std::string_view v;
@@ -737,19 +930,21 @@ lmdb::Status Store::Impl::put_update(lmdb::Txn& txn, Request& r) const {
         const auto old = decode_recipient(v); // decoded before the write invalidates `v`
         if (!old)
             return lmdb::Status{MDB_CORRUPTED};
-        if (auto st = drop_indexes(txn, r.id, index, *old); !st.ok())
+        if (auto st = drop_indexes(txn, r.id, index, *old, fix); !st.ok())
             return st;
-        for (const auto& row : r.update_rows[i]) {
-            if (auto st = txn.put(row.dbi, row.key, row.value); !st.ok())
-                return st;
-        }
+        if (auto st = put_rows(txn, r.update_rows[i], fix); !st.ok())
+            return st;
         --r.delta[static_cast<std::size_t>(old->state)];
         ++r.delta[static_cast<std::size_t>(r.updates[i].recipient.state)];
     }
-    return r.remove_if_final ? erase_if_final(txn, r) : lmdb::Status{};
+    if (r.remove_if_final) {
+        if (auto st = erase_if_final(txn, r, fix); !st.ok())
+            return st;
+    }
+    return settle_heads(txn, fix);
 }
 
-lmdb::Status Store::Impl::erase_if_final(lmdb::Txn& txn, Request& r) const {
+lmdb::Status Store::Impl::erase_if_final(lmdb::Txn& txn, Request& r, HeadFix& fix) const {
     const auto prefix = id_key(r.id);
     bool final = true;
     auto st = scan(txn, db_.recipients, prefix, [&](std::string_view k, std::string_view v) {
@@ -761,7 +956,7 @@ lmdb::Status Store::Impl::erase_if_final(lmdb::Txn& txn, Request& r) const {
     });
     if (!st.ok() || !final)
         return st;
-    st = erase_message(txn, r.id, r.delta);
+    st = erase_message(txn, r.id, r.delta, fix);
     r.removed = st.ok();
     return st;
 }
@@ -934,27 +1129,108 @@ Store::Impl::due(std::int64_t now, std::size_t limit,
     lmdb::Txn txn;
     if (limit == 0 || !begin_read(txn))
         return out;
-    const auto st = scan(txn, db_.due, {}, [&](std::string_view k, std::string_view) {
-        if (k.size() != 8 + kIdBytes + kIndexBytes)
+    const auto st = scan(txn, db_.due, {}, [&](std::string_view k, std::string_view v) {
+        if (k.size() != kDueTail)
             return true;
         const auto at = static_cast<std::int64_t>(read_be(k.substr(0, 8)));
         if (at > now)
             return false;
         const auto id = read_be(k.substr(8, kIdBytes));
         const auto index = static_cast<std::uint32_t>(read_be(k.substr(8 + kIdBytes)));
-        std::string_view v;
-        std::optional<Recipient> r;
-        if (txn.get(db_.recipients, recipient_key(id, index), v).ok())
-            r = decode_recipient(v);
-        if (!r) {
+        DueRecipient d{id, index, {}, at};
+        if (!due_domain(txn, v, d)) {
             log::error("queue.corrupt_due_entry", "id={} index={}", format_queue_id(id), index);
             return true;
         }
-        DueRecipient d{id, index, core::address_domain(r->spec.address), at};
         if (skip != nullptr && (*skip)(d))
             return true;
         out.push_back(std::move(d));
         return out.size() < limit;
+    });
+    if (!st.ok())
+        log::error("queue.due_failed", "error={}", log::q(st.message()));
+    return out;
+}
+
+// The domain from a `due` value; a value without one (written before schema
+// 3 and somehow not rebuilt) costs a record decode.
+bool Store::Impl::due_domain(const lmdb::Txn& txn, std::string_view value, DueRecipient& d) const {
+    if (value.size() > 1) {
+        d.domain.assign(value.substr(1));
+        return true;
+    }
+    std::string_view v;
+    if (!txn.get(db_.recipients, recipient_key(d.id, d.index), v).ok())
+        return false;
+    const auto r = decode_recipient(v);
+    if (r)
+        d.domain = core::address_domain(r->spec.address);
+    return r.has_value();
+}
+
+// Destinations in head order, each one's recipients in due order: a busy
+// destination costs one call however long its backlog, and nothing here
+// decodes a record or allocates per recipient.
+void Store::Impl::visit_due(std::int64_t now, const DueVisitor& visitor) const {
+    lmdb::Txn txn;
+    lmdb::Cursor heads;
+    lmdb::Cursor entries;
+    if (!begin_read(txn) || !lmdb::Cursor::open(txn, db_.dest_heads, heads).ok() ||
+        !lmdb::Cursor::open(txn, db_.dest_due, entries).ok())
+        return;
+    std::string_view hk;
+    std::string_view hv;
+    std::string prefix;
+    for (auto st = heads.get(MDB_FIRST, hk, hv); st.ok(); st = heads.get(MDB_NEXT, hk, hv)) {
+        if (hk.size() < kTimeBytes)
+            continue;
+        if (static_cast<std::int64_t>(read_be(hk.substr(0, kTimeBytes))) > now)
+            return;
+        const auto domain = hk.substr(kTimeBytes);
+        const auto step = visitor.destination(domain);
+        if (step == DueStep::Stop)
+            return;
+        if (step == DueStep::Pass)
+            continue;
+        prefix.assign(domain);
+        prefix.push_back('\0');
+        std::string_view k;
+        std::string_view v;
+        for (auto e = entries.seek(prefix, k, v); e.ok(); e = entries.get(MDB_NEXT, k, v)) {
+            if (!k.starts_with(prefix) || k.size() != prefix.size() + kDueTail)
+                break;
+            const auto tail = k.substr(prefix.size());
+            const auto at = static_cast<std::int64_t>(read_be(tail.substr(0, kTimeBytes)));
+            if (at > now)
+                break;
+            const auto id = read_be(tail.substr(kTimeBytes, kIdBytes));
+            const auto index =
+                static_cast<std::uint32_t>(read_be(tail.substr(kTimeBytes + kIdBytes)));
+            const auto next = visitor.recipient(domain, id, index, at);
+            if (next == DueStep::Stop)
+                return;
+            if (next == DueStep::Pass)
+                break;
+        }
+    }
+}
+
+// The due index's throttled flag answers this without decoding a record.
+std::vector<DueRecipient> Store::Impl::throttled() const {
+    std::vector<DueRecipient> out;
+    lmdb::Txn txn;
+    if (!begin_read(txn))
+        return out;
+    const auto st = scan(txn, db_.due, {}, [&](std::string_view k, std::string_view v) {
+        if (k.size() != kDueTail || v.empty() ||
+            (static_cast<std::uint8_t>(v[0]) & kDueThrottled) == 0)
+            return true;
+        DueRecipient d{read_be(k.substr(kTimeBytes, kIdBytes)),
+                       static_cast<std::uint32_t>(read_be(k.substr(kTimeBytes + kIdBytes))),
+                       std::string(v.substr(1)),
+                       static_cast<std::int64_t>(read_be(k.substr(0, kTimeBytes)))};
+        out.push_back(std::move(d));
+        return true;
     });
     if (!st.ok())
         log::error("queue.due_failed", "error={}", log::q(st.message()));
@@ -1013,18 +1289,23 @@ Store::Impl::find_messages(const std::function<bool(const std::vector<Recipient>
 // ---- remove and update ------------------------------------------------------
 
 lmdb::Status Store::Impl::drop_indexes(lmdb::Txn& txn, QueueId id, std::uint32_t index,
-                                       const Recipient& r) const {
+                                       const Recipient& r, HeadFix& fix) const {
     if (!is_pending(r.state))
         return {};
-    auto st = txn.del(db_.due, due_key(r.next_attempt_ms, id, index));
-    if (!st.ok() && !st.is(MDB_NOTFOUND))
-        return st;
-    st = txn.del(db_.domains, domain_key(core::address_domain(r.spec.address), id, index));
+    const auto domain = core::address_domain(r.spec.address);
+    auto st = note_head(txn, fix, domain);
+    if (st.ok())
+        st = txn.del(db_.due, due_key(r.next_attempt_ms, id, index));
+    if (st.is(MDB_NOTFOUND) || st.ok())
+        st = txn.del(db_.domains, domain_key(domain, id, index));
+    if (st.is(MDB_NOTFOUND) || st.ok())
+        st = txn.del(db_.dest_due, dest_due_key(domain, r.next_attempt_ms, id, index));
     return st.is(MDB_NOTFOUND) ? lmdb::Status{} : st;
 }
 
 // Deletes the message row, its content, recipients and their index entries.
-lmdb::Status Store::Impl::erase_message(lmdb::Txn& txn, QueueId id, StateCounts& delta) const {
+lmdb::Status Store::Impl::erase_message(lmdb::Txn& txn, QueueId id, StateCounts& delta,
+                                        HeadFix& fix) const {
     // Collect first: the scan's cursor must be closed before rows are deleted.
     std::vector<std::pair<std::string, std::optional<Recipient>>> rows;
     const auto prefix = id_key(id);
@@ -1038,7 +1319,7 @@ lmdb::Status Store::Impl::erase_message(lmdb::Txn& txn, QueueId id, StateCounts&
         if (r) {
             --delta[static_cast<std::size_t>(r->state)];
             st = drop_indexes(txn, id, static_cast<std::uint32_t>(read_be(key.substr(kIdBytes))),
-                              *r);
+                              *r, fix);
         }
         if (st.ok())
             st = txn.del(db_.recipients, key);
@@ -1060,8 +1341,11 @@ bool Store::Impl::remove(QueueId id, std::string& error) {
     if (st.is(MDB_NOTFOUND))
         return false;
     StateCounts delta{};
+    HeadFix fix;
     if (st.ok())
-        st = erase_message(txn, id, delta);
+        st = erase_message(txn, id, delta, fix);
+    if (st.ok())
+        st = settle_heads(txn, fix);
     if (st.ok())
         st = txn.commit();
     if (!st.ok()) {
@@ -1091,9 +1375,12 @@ std::string Store::Impl::update_recipient(QueueId id, std::uint32_t index, Recip
         return fmt::format("queue id {} recipient {} is corrupt", format_queue_id(id), index);
     std::vector<Put> rows;
     add_rows(rows, id, index, rcpt);
-    auto st = drop_indexes(txn, id, index, *old);
-    for (std::size_t i = 0; st.ok() && i < rows.size(); ++i)
-        st = txn.put(rows[i].dbi, rows[i].key, rows[i].value);
+    HeadFix fix;
+    auto st = drop_indexes(txn, id, index, *old, fix);
+    if (st.ok())
+        st = put_rows(txn, rows, fix);
+    if (st.ok())
+        st = settle_heads(txn, fix);
     if (st.ok())
         st = txn.commit();
     if (!st.ok())
@@ -1168,6 +1455,14 @@ std::vector<DueRecipient> Store::due(std::int64_t now_ms, std::size_t limit,
 
 std::optional<std::int64_t> Store::next_due_after(std::int64_t now_ms) const {
     return impl_->next_due_after(now_ms);
+}
+
+void Store::visit_due(std::int64_t now_ms, const DueVisitor& visitor) const {
+    impl_->visit_due(now_ms, visitor);
+}
+
+std::vector<DueRecipient> Store::throttled() const {
+    return impl_->throttled();
 }
 
 std::vector<QueueId>

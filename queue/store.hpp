@@ -5,9 +5,21 @@
 //   messages   id(8)                   -> Message header (envelope, submission, size)
 //   recipients id(8) index(4)          -> Recipient
 //   content    id(8)                   -> the message bytes as accepted
-//   due        time_ms(8) id(8) idx(4) -> "" for every pending recipient, by next attempt
+//   due        time_ms(8) id(8) idx(4) -> flags(1) domain, for every pending recipient,
+//                                         by next attempt (flags: throttled)
 //   domains    domain \0 id(8) idx(4)  -> "" for every pending recipient, by destination
+//   dest_due   domain \0 time_ms(8) id(8) idx(4) -> "": every pending recipient, by
+//                                         destination then next attempt
+//   dest_heads time_ms(8) domain        -> "": each destination's earliest dest_due time
 //   meta       name                    -> schema version
+//
+// The destination indexes (schema 3) are what the scheduler's pass reads
+// (visit_due): a destination at its connection limit is passed over with
+// one check, however large its due backlog, and no recipient record is
+// decoded to learn where it goes. Every write keeps due, dest_due and
+// dest_heads in step in the same transaction. A store written by an older
+// ember (schema 1 or 2), or one whose index counts disagree, has these three
+// rebuilt from the recipient records at open, in one transaction.
 //
 // Durability: commit() completes only after mdb_txn_commit() returned 0 with
 // the environment's default fsync. Commits from all sessions are grouped: a
@@ -43,6 +55,8 @@
 //     an update is durable no later than that update (the scheduler relies
 //     on this to have a DSN on disk before the failure it reports);
 //   - due() with a skip predicate, next_due_after() and find_messages().
+//   - visit_due() (per-destination due order, for the scheduler's pass) and
+//     throttled() (recipients waiting on a Throttled outcome).
 
 #include "core/units.hpp"
 #include "queue/record.hpp"
@@ -94,6 +108,25 @@ struct DueRecipient {
     std::string domain;      // lowercased destination domain
     std::int64_t next_attempt_ms = 0;
     friend bool operator==(const DueRecipient&, const DueRecipient&) = default;
+};
+
+// What visit_due() does next. From DueVisitor::destination: Continue reads
+// the destination's due recipients, Pass skips them unread. From
+// DueVisitor::recipient: Continue goes to the next one, Pass leaves this
+// destination. Stop ends the visit from either.
+enum class DueStep : std::uint8_t { Continue, Pass, Stop };
+
+// Callbacks of visit_due(). The views point into the store's memory map and
+// are valid only during the call.
+struct DueVisitor {
+    // Each destination whose earliest pending recipient is due by now_ms,
+    // in order of that earliest time (then domain).
+    std::function<DueStep(std::string_view domain)> destination;
+    // Each due recipient of a destination `destination` answered Continue
+    // for, in due order (time, id, index).
+    std::function<DueStep(std::string_view domain, QueueId id, std::uint32_t index,
+                          std::int64_t due_ms)>
+        recipient;
 };
 
 // One recipient's new record, by its index in Message::recipients.
@@ -160,6 +193,15 @@ public:
         const std::function<bool(const DueRecipient&)>& skip) const;
     // The earliest next attempt later than now_ms; nullopt when none is.
     [[nodiscard]] std::optional<std::int64_t> next_due_after(std::int64_t now_ms) const;
+    // The scheduler's read: due recipients by destination (see DueVisitor),
+    // in one read transaction, on the caller's thread. Cost: one step per
+    // due destination plus one per recipient visited; no record is decoded
+    // and nothing is allocated per recipient.
+    void visit_due(std::int64_t now_ms, const DueVisitor& visitor) const;
+    // Pending recipients whose latest outcome is Throttled
+    // (Recipient::throttled_until_ms != 0), whenever due, in due order. One
+    // scan of the due index, no record decoded: for admin actions.
+    [[nodiscard]] std::vector<DueRecipient> throttled() const;
     // Ids, in order, of messages whose recipients (all of them, by index)
     // satisfy `match`. Reads every recipient record: for start-up recovery
     // and admin queries, not for a hot path.

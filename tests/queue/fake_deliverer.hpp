@@ -16,6 +16,7 @@
 #include <algorithm>
 #include <deque>
 #include <map>
+#include <set>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -46,6 +47,18 @@ inline core::Outcome deferred() {
 inline core::Outcome failed() {
     return remote(core::OutcomeKind::Failed, 550, "5.1.1", "no such user");
 }
+// Held back by a warm-up gate until `until_ms`, as the daemon's gate answers.
+inline core::Outcome throttled(std::int64_t until_ms) {
+    core::Outcome o;
+    o.kind = core::OutcomeKind::Throttled;
+    o.scope = core::OutcomeScope::Recipient;
+    o.code = 451;
+    o.enhanced = "4.4.5";
+    o.text = "held by warm-up: daily cap";
+    o.local = true;
+    o.not_before_ms = until_ms;
+    return o;
+}
 
 // Answers from a script per address (the last entry repeats; delivered when
 // there is none), counts concurrent deliver() calls, and can hold every job
@@ -59,8 +72,9 @@ public:
     std::map<std::string, std::deque<core::Outcome>> script;
     std::vector<core::DeliveryJob> jobs; // every job handed over, in order
     bool hold = false;
-    bool short_answer = false; // answer one outcome fewer than asked
-    bool throws = false;       // break the Deliverer contract
+    std::set<std::string> hold_domains; // jobs to these wait until release_domain()
+    bool short_answer = false;          // answer one outcome fewer than asked
+    bool throws = false;                // break the Deliverer contract
     int active = 0;
     int max_active = 0;
     std::map<std::string, int> active_by_domain;
@@ -68,6 +82,11 @@ public:
 
     void release() {
         hold = false;
+        hold_domains.clear();
+        gate_.cancel();
+    }
+    void release_domain(const std::string& domain) {
+        hold_domains.erase(domain);
         gate_.cancel();
     }
 
@@ -88,7 +107,7 @@ public:
         max_active = std::max(max_active, active);
         const int in_domain = ++active_by_domain[job.domain];
         max_by_domain[job.domain] = std::max(max_by_domain[job.domain], in_domain);
-        while (hold) {
+        while (hold || hold_domains.contains(job.domain)) {
             const auto [ec] =
                 co_await gate_.async_wait(fake_asio::as_tuple(fake_asio::use_awaitable));
             (void)ec;

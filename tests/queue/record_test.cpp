@@ -223,3 +223,36 @@ TEST_CASE("whatever random or mutated bytes decode to re-encodes to exactly thos
     }
     CHECK(accepted > 0); // single-byte mutations of string contents stay valid
 }
+
+TEST_CASE("warm-up hold times round trip, and a version 2 record decodes with none") {
+    auto r = full_recipient();
+    r.held_ms = 7'200'000;
+    r.throttled_until_ms = 1'700'000'950'000;
+    const auto bytes = encode_recipient(r);
+    CHECK(bytes[0] == 3);
+    CHECK(decode_recipient(bytes) == r);
+    // Version 2 is version 3 without the last two fields.
+    auto v2 = bytes.substr(0, bytes.size() - 16);
+    v2[0] = 2;
+    const auto old = decode_recipient(v2);
+    REQUIRE(old.has_value());
+    CHECK(old->held_ms == 0);
+    CHECK(old->throttled_until_ms == 0);
+    auto want = r;
+    want.held_ms = 0;
+    want.throttled_until_ms = 0;
+    CHECK(*old == want);
+    // The version byte decides: version 2 bytes with the new fields are garbage.
+    auto mislabeled = bytes;
+    mislabeled[0] = 2;
+    CHECK_FALSE(decode_recipient(mislabeled).has_value());
+}
+
+TEST_CASE("a recipient whose last outcome is Suppressed or Throttled still decodes") {
+    for (const auto kind : {core::OutcomeKind::Suppressed, core::OutcomeKind::Throttled}) {
+        CAPTURE(core::kind_name(kind));
+        auto r = full_recipient();
+        r.outcome.kind = kind;
+        CHECK(decode_recipient(encode_recipient(r)) == r);
+    }
+}

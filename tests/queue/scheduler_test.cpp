@@ -658,3 +658,113 @@ TEST_CASE("at start, failure DSNs and removals a crash interrupted are completed
     CHECK(m->recipients[0].dsn_state == kDsnFailureSent);
     CHECK(h.deliverer.jobs.empty());
 }
+
+TEST_CASE("a destination at its job limit does not hold back others behind its due backlog") {
+    Harness h;
+    h.config.max_jobs_per_destination = 2;
+    h.config.batch = 10; // far smaller than the backlog
+    h.deliverer.hold_domains.insert("tarpit.example");
+    h.start();
+    for (int i = 0; i < 200; ++i)
+        (void)h.submit({recipient("r" + std::to_string(i) + "@tarpit.example")});
+    std::vector<QueueId> ok;
+    ok.reserve(30);
+    for (int i = 0; i < 30; ++i)
+        ok.push_back(h.submit({recipient("x" + std::to_string(i) + "@ok.example")}));
+    REQUIRE(h.run_until(
+        [&] { return std::all_of(ok.begin(), ok.end(), [&](QueueId id) { return h.gone(id); }); }));
+    CHECK(h.deliverer.active_by_domain["tarpit.example"] == 2);
+    CHECK(h.deliverer.attempts_of("r0@tarpit.example") == 1);
+    CHECK(h.deliverer.max_by_domain["ok.example"] <= 2);
+    h.deliverer.release();
+}
+
+TEST_CASE("a throttled recipient spends no attempt and its hold moves its expiry") {
+    Harness h;
+    h.config.retry.max_retry_time = std::chrono::hours(1);
+    const std::int64_t hold = 2 * 60 * kMinute;
+    h.deliverer.script["a@one.example"] = {throttled(kStart + hold), deferred()};
+    h.start();
+    const auto id = h.submit({recipient("a@one.example")});
+    REQUIRE(h.run_until([&] { return h.deliverer.jobs.size() == 1; }));
+    h.drain();
+    auto m = h.store->load(id);
+    REQUIRE(m.has_value());
+    CHECK(m->recipients[0].state == RecipientState::Queued);
+    CHECK(m->recipients[0].attempts == 0);
+    CHECK(m->recipients[0].outcome == core::Outcome{}); // no attempt recorded
+    CHECK(m->recipients[0].held_ms == hold);
+    CHECK(m->recipients[0].throttled_until_ms == kStart + hold);
+    CHECK(h.scheduler->next_wake_ms() == kStart + hold);
+
+    // Past received_at + max_retry_time, but the hold does not count: retried.
+    std::vector<std::int64_t> attempts_at;
+    for (int i = 0; i < 20 && !h.gone(id); ++i) {
+        h.advance(*h.scheduler->next_wake_ms() - h.now);
+        REQUIRE(h.run_until([&] { return h.deliverer.jobs.size() == attempts_at.size() + 2; }));
+        attempts_at.push_back(h.now);
+        h.drain();
+    }
+    REQUIRE(h.gone(id));
+    const std::int64_t resumed = kStart + hold;
+    const std::vector<std::int64_t> want = {resumed, resumed + 5 * kMinute, resumed + 15 * kMinute,
+                                            resumed + 35 * kMinute, resumed + 60 * kMinute};
+    CHECK(attempts_at == want);
+    REQUIRE(h.sink.failures.size() == 1);
+    const auto& r = h.sink.failures[0].message.recipients[0];
+    CHECK(r.outcome.enhanced == "4.4.7");
+    CHECK(r.outcome.text.find("plus 2h held by warm-up") != std::string::npos);
+    CHECK(r.attempts == 5);
+    CHECK(r.throttled_until_ms == 0);
+}
+
+TEST_CASE("the delay DSN clock does not count time held by the throttler") {
+    Harness h;
+    h.config.retry.delay_warning = std::chrono::minutes(10);
+    const std::int64_t hold = 60 * kMinute;
+    h.deliverer.script["a@one.example"] = {throttled(kStart + hold), deferred()};
+    h.start();
+    (void)h.submit({notify_recipient("a@one.example", core::kNotifyDelay)});
+    // The hold, then attempts at hold + 0, + 5m (5m of trying) and + 15m (15m).
+    const std::vector<std::size_t> want_delays = {0, 0, 0, 1};
+    for (std::size_t job = 1; job <= want_delays.size(); ++job) {
+        CAPTURE(job);
+        REQUIRE(h.run_until([&] { return h.deliverer.jobs.size() == job; }));
+        h.drain();
+        CHECK(h.sink.delays.size() == want_delays[job - 1]);
+        h.advance(*h.scheduler->next_wake_ms() - h.now);
+    }
+}
+
+TEST_CASE("release_throttled makes held recipients due now and gives back the unused hold") {
+    Harness h;
+    const std::int64_t hold = 60 * kMinute;
+    h.deliverer.script["a@one.example"] = {throttled(kStart + hold), deferred()};
+    h.deliverer.script["b@two.example"] = {deferred()};
+    h.start();
+    const auto id = h.submit({recipient("a@one.example"), recipient("b@two.example")});
+    REQUIRE(h.run_until([&] { return h.deliverer.jobs.size() == 2; }));
+    h.drain();
+    h.advance(4 * kMinute); // b@two.example's retry is at 5m
+    h.drain();
+    CHECK(h.deliverer.jobs.size() == 2); // neither is due yet
+
+    const auto change = h.await(h.scheduler->release_throttled());
+    CHECK(change.error.empty());
+    CHECK(change.found);
+    CHECK(change.recipients == 1); // b@two.example waits on a retry, not the throttler
+    REQUIRE(h.run_until([&] { return h.deliverer.jobs.size() == 3; }));
+    h.drain();
+    CHECK(h.deliverer.jobs[2].domain == "one.example");
+    const auto m = h.store->load(id);
+    REQUIRE(m.has_value());
+    const auto& a = m->recipients[0];
+    CHECK(a.attempts == 1);
+    CHECK(a.held_ms == 4 * kMinute); // held from kStart to the release, not the full hour
+    CHECK(a.throttled_until_ms == 0);
+    CHECK(m->recipients[1].attempts == 1);
+
+    const auto again = h.await(h.scheduler->release_throttled());
+    CHECK(again.recipients == 0);
+    CHECK_FALSE(again.found);
+}

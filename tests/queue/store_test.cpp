@@ -212,7 +212,7 @@ TEST_CASE("a schema version newer than this build refuses to open with a clear m
     const auto config = config_for(dir);
     { auto store = open_store(config); }
     {
-        // Stamp version 3 straight into `meta`, as a newer ember would.
+        // Stamp version 4 straight into `meta`, as a newer ember would.
         lmdb::Env env;
         REQUIRE(lmdb::create_env(env).ok());
         REQUIRE(mdb_env_set_maxdbs(env.get(), 8) == 0);
@@ -221,12 +221,12 @@ TEST_CASE("a schema version newer than this build refuses to open with a clear m
         REQUIRE(lmdb::Txn::begin(env.get(), 0, txn).ok());
         lmdb::Dbi meta = 0;
         REQUIRE(txn.open_dbi("meta", 0, meta).ok());
-        REQUIRE(txn.put(meta, "schema_version", std::string("\0\0\0\3", 4)).ok());
+        REQUIRE(txn.put(meta, "schema_version", std::string("\0\0\0\4", 4)).ok());
         REQUIRE(txn.commit().ok());
     }
     std::string error;
     CHECK(Store::open(config, error) == nullptr);
-    CHECK(error.find("schema version 3 is newer") != std::string::npos);
+    CHECK(error.find("schema version 4 is newer") != std::string::npos);
 }
 
 TEST_CASE("remove deletes a message, its content, recipients and index entries") {

@@ -83,10 +83,10 @@ QueueId commit_message(Store& store, std::vector<Recipient> recipients) {
 
 } // namespace
 
-TEST_CASE("a recipient with an outcome, last attempt and DSN state round trips as version 2") {
+TEST_CASE("a recipient with an outcome, last attempt and DSN state round trips as version 3") {
     const auto r = with_outcome();
     const auto bytes = encode_recipient(r);
-    CHECK(bytes[0] == 2);
+    CHECK(bytes[0] == 3);
     const auto decoded = decode_recipient(bytes);
     REQUIRE(decoded.has_value());
     CHECK(*decoded == r);
@@ -116,17 +116,21 @@ TEST_CASE("out-of-range version 2 fields are rejected") {
     const auto& o = with_outcome().outcome;
     const auto tail = 1 + 1 + 4 + 5 * 4 + o.enhanced.size() + o.text.size() + o.command.size() +
                       o.remote_host.size() + o.remote_ip.size() + 1 + 8 + 1;
-    const auto kind_at = good.size() - tail;
+    const std::size_t v3_tail = 8 + 8; // held_ms, throttled_until_ms
+    const auto end = good.size() - v3_tail;
+    const auto kind_at = end - tail;
     struct Case {
         std::size_t at;
         char value;
         const char* what;
     };
-    const Case cases[] = {{kind_at, 3, "kind"},
+    const Case cases[] = {{kind_at, 5, "kind"},
                           {kind_at + 1, 3, "scope"},
                           {kind_at + 3, 4, "code 1062"},
-                          {good.size() - 10, 2, "local"},
-                          {good.size() - 1, 4, "dsn_state"}};
+                          {end - 10, 2, "local"},
+                          {end - 1, 4, "dsn_state"},
+                          {good.size() - 9, '\x80', "negative held_ms"},
+                          {good.size() - 1, '\x80', "negative throttled_until_ms"}};
     for (const auto& c : cases) {
         CAPTURE(c.what);
         auto bad = good;
