@@ -72,7 +72,7 @@ struct WarmupMetrics {
           refunded(prometheus::BuildCounter()
                        .Name("ember_warmup_refunded_total")
                        .Help("Admitted recipients given back to the cap (local failures, "
-                             "retry-later rules)")
+                             "retry-later rules, suppressed or postponed after the gate)")
                        .Register(registry)
                        .Add({})),
           throttled_family(prometheus::BuildCounter()
@@ -271,6 +271,7 @@ void WarmupService::apply(const warmup::Settings& settings, warmup::Config confi
     settings_ = settings;
     engine_.reconfigure(std::move(config));
     drain();
+    release_held_soon(); // new caps or a lifted pause may let held mail go
     if (interval_changed && running_) {
         running_ = false;
         ++generation_;
@@ -341,7 +342,7 @@ core::Outcome WarmupService::throttled(std::string_view reason, std::string_view
     return o;
 }
 
-Gate WarmupService::admit(const core::DeliveryJob& job) {
+Gate WarmupService::admit(const core::DeliveryJob& job, const PriorityFn& priority) {
     Gate gate;
     const auto n = job.recipients.size();
     gate.outcomes.resize(n);
@@ -354,7 +355,8 @@ Gate WarmupService::admit(const core::DeliveryJob& job) {
     gate.domain = job.domain;
     const auto now = this->now();
     gate.key = engine_.key(sending_domain_of(job), job.domain, source_);
-    const auto limits = engine_.limits(gate.key);
+    gate.limits = engine_.limits(gate.key);
+    const auto& limits = gate.limits;
     if (const auto it = in_flight_.find(gate.key); limits.max_connections != 0 &&
                                                    it != in_flight_.end() &&
                                                    it->second >= limits.max_connections) {
@@ -370,7 +372,14 @@ Gate WarmupService::admit(const core::DeliveryJob& job) {
     }
     std::vector<warmup::Candidate> candidates(n);
     for (std::size_t i = 0; i < n; ++i)
-        candidates[i] = warmup::Candidate{i, 0.0}; // no engagement score yet: submission order
+        candidates[i] = warmup::Candidate{i, 0.0};
+    // Scores only matter when some must wait; asking the contact store for
+    // every recipient of every job would tax the unthrottled common case.
+    if (priority && engine_.remaining(gate.key, now) < n) {
+        const auto wall = clock_();
+        for (auto& c : candidates)
+            c.priority = priority(job.recipients[c.id].spec.address, wall);
+    }
     const auto batch = engine_.admit_batch(gate.key, candidates, now);
     for (std::size_t k = 0; k < batch.admitted; ++k)
         gate.admitted.push_back(static_cast<std::size_t>(candidates[k].id));
@@ -394,7 +403,11 @@ void WarmupService::settle(Gate& gate, std::vector<core::Outcome> outcomes) {
     std::string mx;
     for (std::size_t k = 0; k < gate.admitted.size(); ++k) {
         auto o = k < outcomes.size() ? std::move(outcomes[k]) : missing_outcome();
-        if (gate.active) {
+        if (gate.active &&
+            (o.kind == core::OutcomeKind::Suppressed || o.kind == core::OutcomeKind::Throttled)) {
+            // Settled or postponed after the gate: nothing went out.
+            engine_.refund(gate.key, now, warmup::RefundScope::CapAndRate);
+        } else if (gate.active) {
             // Until feedback/ classifies bounces, a permanent refusal of the
             // address itself is the hard bounce (warmup/README.md step 3).
             const bool hard =
@@ -422,6 +435,35 @@ void WarmupService::job_finished(const warmup::Key& key) {
         in_flight_.erase(it);
 }
 
+namespace {
+
+asio::awaitable<queue::AdminChange> nothing_released() {
+    co_return queue::AdminChange{};
+}
+
+} // namespace
+
+// Not a coroutine: the awaitable it returns is the scheduler's own.
+asio::awaitable<queue::AdminChange> WarmupService::release_held() {
+    if (!release_)
+        return nothing_released();
+    return release_();
+}
+
+void WarmupService::release_held_soon() {
+    if (release_)
+        core::spawn(executor_, release_task(release_), "warm-up release of held mail");
+}
+
+// Holds its own copy of the hook, never `this`: the service may go away
+// while the scheduler commits.
+asio::awaitable<void> WarmupService::release_task(ReleaseFn release) {
+    auto op = release();
+    const auto change = co_await std::move(op);
+    if (!change.error.empty())
+        log::error("warmup.release_failed", "error={}", log::q(change.error));
+}
+
 void WarmupService::drain() {
     for (const auto& e : engine_.take_events()) {
         const auto event = fmt::format("warmup.{}", warmup::event_name(e.type));
@@ -435,7 +477,14 @@ void WarmupService::drain() {
 
 namespace {
 
-core::DeliveryJob admitted_part(core::DeliveryJob job, const std::vector<std::size_t>& admitted) {
+core::DeliveryJob admitted_part(core::DeliveryJob job, const Gate& gate) {
+    const auto per_connection = gate.limits.max_messages_per_connection;
+    if (per_connection != 0)
+        job.max_messages_per_connection =
+            job.max_messages_per_connection == 0
+                ? per_connection
+                : std::min(job.max_messages_per_connection, per_connection);
+    const auto& admitted = gate.admitted;
     if (admitted.size() == job.recipients.size())
         return job;
     std::vector<core::JobRecipient> kept;
@@ -454,12 +503,12 @@ asio::awaitable<std::vector<core::Outcome>> PacingDeliverer::deliver(core::Deliv
         auto outcomes = co_await std::move(passed);
         co_return outcomes;
     }
-    auto gate = service_.admit(job);
+    auto gate = service_.admit(job, priority_);
     if (gate.admitted.empty()) {
         service_.drain();
         co_return std::move(gate.outcomes);
     }
-    auto inner_job = admitted_part(std::move(job), gate.admitted);
+    auto inner_job = admitted_part(std::move(job), gate);
     service_.job_started(gate.key);
     std::vector<core::Outcome> outcomes;
     try {

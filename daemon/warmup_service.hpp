@@ -26,6 +26,11 @@
 // Throttled (never failed, no attempt spent; the scheduler retries them at
 // not_before_ms) without passing them on, delivers the admitted ones
 // through the inner deliverer and records every outcome in the engine.
+// An admitted recipient that comes back Suppressed (the dispatch stages'
+// suppression check, a hook's skip) or Throttled (a later stage postponed
+// it, e.g. a send_at) never left ember: the gate refunds it, cap slot and
+// rate token (warmup::RefundScope::CapAndRate), so suppressed addresses
+// never eat a ramp's daily cap.
 //
 // Decisions (also in emberctl(8) / ember.toml(5)):
 //   - the sending domain is the domain of the message's first From: mailbox
@@ -34,13 +39,24 @@
 //     has no parseable From:;
 //   - the source is [delivery] source_address when set (so a [[sender]]
 //     entry with that source applies), else "";
-//   - priority: jobs carry no engagement score yet, so every candidate has
-//     priority 0 and admit_batch keeps submission order;
+//   - priority: PacingDeliverer::set_priority() gives each recipient an
+//     engagement score (personalize::ContactStore::priority); it is asked
+//     only when the key cannot take the whole job now (remaining() short),
+//     so the common, unthrottled case costs no lookups. Without one, or on
+//     ties, submission order. `now_ms` is the wall clock (engagement is
+//     real time; the test offset of `warmup advance` is not applied);
 //   - provider max_connections is enforced here: jobs in flight per key;
 //     a job over it is throttled for 1 s (reason "connections"), counting
-//     nothing. max_messages_per_connection is not passed on: the SMTP
-//     client's pool has one global limit ([delivery]
-//     max_messages_per_connection) and no per-job hint;
+//     nothing. max_messages_per_connection goes to the SMTP agent on the
+//     job (DeliveryJob::max_messages_per_connection; the stricter of the
+//     job's and the provider's when both are set);
+//   - held mail is released at once (release_held: every Throttled
+//     recipient due now, through queue::Scheduler::release_throttled, which
+//     add_warmup_verbs wires in) after a resume, a set-day and a reload: the
+//     engine answers indefinite waits with now + 5 min and cap waits with
+//     the next midnight, which would otherwise be the delay after an admin
+//     lifted them. Released mail that is still over a limit is simply
+//     throttled again at its next look;
 //   - the clock is the wall clock plus an offset that only
 //     `emberctl warmup advance` moves, and only with [warmup]
 //     allow_clock_advance = true; Throttled times go back to the
@@ -54,6 +70,7 @@
 #include "core/delivery.hpp"
 #include "core/diagnostics.hpp"
 #include "daemon/metrics.hpp"
+#include "queue/scheduler.hpp"
 #include "queue/store.hpp"
 #include "warmup/config.hpp"
 #include "warmup/engine.hpp"
@@ -80,6 +97,13 @@ inline constexpr const char* kWarmupStateKey = "state";
 inline constexpr std::int64_t kConnectionWaitMs = 1000;
 
 using WallClock = std::function<std::int64_t()>; // unix time in milliseconds
+// A recipient's engagement score (higher goes first when capacity is
+// scarce); `now_ms` is unix ms. The shape of personalize::ContactStore::priority.
+using PriorityFn = std::function<double(std::string_view address, std::int64_t now_ms)>;
+// Makes every held (Throttled) recipient due now
+// (queue::Scheduler::release_throttled). A plain function returning the
+// awaitable, so that nothing it captures lives in a coroutine frame.
+using ReleaseFn = std::function<boost::asio::awaitable<queue::AdminChange>()>;
 
 // settings.file loaded and checked; unthrottled_config() when it is empty.
 // nullopt with file:line errors in `diag`.
@@ -98,6 +122,7 @@ struct Gate {
     bool active = false;                 // the job went through the engine
     warmup::Key key;                     // when active
     std::string domain;                  // the job's destination, when active
+    warmup::Limits limits;               // the provider's, when active
     std::vector<std::size_t> admitted;   // positions in job.recipients, in order
     std::vector<core::Outcome> outcomes; // one per job recipient; Throttled ones filled
 };
@@ -136,13 +161,26 @@ public:
     // [warmup] allow_clock_advance is set.
     [[nodiscard]] bool advance(std::int64_t ms);
 
-    // The gate's two halves, for PacingDeliverer (and tests).
-    [[nodiscard]] Gate admit(const core::DeliveryJob& job);
+    // The gate's two halves, for PacingDeliverer (and tests). `priority`
+    // (may be empty) orders the recipients when not all may go.
+    [[nodiscard]] Gate admit(const core::DeliveryJob& job, const PriorityFn& priority = {});
     // Records the inner deliverer's outcomes (one per admitted recipient)
-    // and merges them into gate.outcomes.
+    // and merges them into gate.outcomes; Suppressed and Throttled ones are
+    // refunded (see the header comment).
     void settle(Gate& gate, std::vector<core::Outcome> outcomes);
     void job_started(const warmup::Key& key);
     void job_finished(const warmup::Key& key);
+
+    // What releases held mail; unset: release_held() releases nothing and
+    // held mail waits for its next look. Whatever it refers to must outlive
+    // the last reload and admin verb.
+    void set_release(ReleaseFn release) { release_ = std::move(release); }
+    // After a change that may let held mail go (resume, set-day, reload):
+    // makes it due now; completes with what the scheduler changed.
+    [[nodiscard]] boost::asio::awaitable<queue::AdminChange> release_held();
+    // The same without waiting (apply(), which is not a coroutine); a
+    // failure is logged.
+    void release_held_soon();
 
     // Logs and counts the engine's events and metrics since the last call.
     void drain();
@@ -157,6 +195,7 @@ private:
     [[nodiscard]] core::Outcome throttled(std::string_view reason, std::string_view detail,
                                           warmup::TimePoint until) const;
     static boost::asio::awaitable<void> save_loop(WarmupService* self, std::uint64_t generation);
+    static boost::asio::awaitable<void> release_task(ReleaseFn release);
 
     boost::asio::any_io_executor executor_;
     warmup::Settings settings_;
@@ -166,6 +205,7 @@ private:
     WallClock clock_;
     std::int64_t offset_ms_ = 0;
     std::string source_;
+    ReleaseFn release_;
     std::string last_saved_;
     boost::asio::steady_timer save_timer_;
     std::uint64_t generation_ = 0;
@@ -187,9 +227,17 @@ public:
     [[nodiscard]] boost::asio::awaitable<std::vector<core::Outcome>>
     deliver(core::DeliveryJob job) override;
 
+    // Orders a job's recipients by engagement when not all may go now
+    // (higher first, ties and unset: submission order). Set it before the
+    // first job; it runs on the scheduler's executor and must not block.
+    void set_priority(std::function<double(std::string_view address, std::int64_t now_ms)> fn) {
+        priority_ = std::move(fn);
+    }
+
 private:
     WarmupService& service_;
     core::Deliverer& inner_;
+    PriorityFn priority_;
 };
 
 } // namespace ember::daemon

@@ -136,6 +136,25 @@ AdminResult warmup_explain(WarmupService& service, const json::object& args) {
     return warmup::to_json(e);
 }
 
+boost::asio::awaitable<AdminResult> release_after(WarmupService* service, AdminResult result) {
+    if (!result.ok())
+        co_return result;
+    auto op = service->release_held();
+    const auto change = co_await std::move(op);
+    auto answer = result.result().as_object();
+    const std::string said(answer["message"].as_string());
+    if (!change.error.empty()) {
+        answer["message"] =
+            fmt::format("{}; held mail could not be released now ({}): it goes at its next look",
+                        said, change.error);
+    } else if (change.recipients != 0) {
+        answer["message"] = fmt::format("{}; {} held recipient{} released", said, change.recipients,
+                                        change.recipients == 1 ? "" : "s");
+    }
+    answer["released"] = change.recipients;
+    co_return answer;
+}
+
 boost::asio::awaitable<AdminResult> warmup_advance(WarmupService* service,
                                                    queue::Scheduler* scheduler, json::object args) {
     std::string error = unknown_argument(args, {"days"});
@@ -161,17 +180,22 @@ boost::asio::awaitable<AdminResult> warmup_advance(WarmupService* service,
 void add_warmup_verbs(AdminServer& server, WarmupService& service, queue::Scheduler& scheduler) {
     WarmupService* w = &service;
     queue::Scheduler* s = &scheduler;
+    // Also used after every reload (WarmupService::apply).
+    service.set_release([s] { return s->release_throttled(); });
     server.add_verb("warmup.status", SyncAdminHandler([w](const json::object& args) {
                         return warmup_status(*w, args);
                     }));
     server.add_verb("warmup.pause", SyncAdminHandler([w](const json::object& args) {
                         return warmup_pause(*w, args);
                     }));
-    server.add_verb("warmup.resume", SyncAdminHandler([w](const json::object& args) {
-                        return warmup_resume(*w, args);
+    // Resume and set-day may let held mail go: they release it at once
+    // (the engine would otherwise answer it again in up to 5 minutes, or at
+    // midnight for the cap). The engine changes before the lambda returns.
+    server.add_verb("warmup.resume", AdminHandler([w](json::object args) {
+                        return release_after(w, warmup_resume(*w, args));
                     }));
-    server.add_verb("warmup.set_day", SyncAdminHandler([w](const json::object& args) {
-                        return warmup_set_day(*w, args);
+    server.add_verb("warmup.set_day", AdminHandler([w](json::object args) {
+                        return release_after(w, warmup_set_day(*w, args));
                     }));
     server.add_verb("warmup.explain", SyncAdminHandler([w](const json::object& args) {
                         return warmup_explain(*w, args);

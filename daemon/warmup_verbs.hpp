@@ -10,9 +10,11 @@
 //   warmup.advance  {days}                       -> {"clock_offset_s", "now", "rescheduled"}
 //
 // KeyStatus and Explanation are warmup::to_json's shapes (emberctl(8)).
-// pause/resume/set_day change the engine at once and save its state; a
-// resumed key's held recipients go at their next look (at most 5 minutes:
-// an indefinite wait answers now + 5 min). warmup.advance moves the
+// pause/resume/set_day change the engine at once and save its state;
+// registered, resume and set_day then release held mail (release_after:
+// every Throttled recipient is due now) and answer {"message", "released"}.
+// add_warmup_verbs also hands the scheduler's release_throttled to the
+// service, which releases after every reload too. warmup.advance moves the
 // warm-up clock forward (refused unless [warmup] allow_clock_advance is
 // set) and then makes every pending recipient due now, as `queue retry
 // --all` does, so mail held for the next day goes at once.
@@ -41,6 +43,10 @@ void add_warmup_verbs(AdminServer& server, WarmupService& service, queue::Schedu
 [[nodiscard]] AdminResult warmup_set_day(WarmupService& service, const boost::json::object& args);
 [[nodiscard]] AdminResult warmup_explain(WarmupService& service, const boost::json::object& args);
 // Pointers: a coroutine's parameters are values (STYLE.md).
+// After a successful `result`: releases held mail and adds "released" (and
+// a note in "message"); a failed `result` comes back untouched.
+[[nodiscard]] boost::asio::awaitable<AdminResult> release_after(WarmupService* service,
+                                                                AdminResult result);
 [[nodiscard]] boost::asio::awaitable<AdminResult>
 warmup_advance(WarmupService* service, queue::Scheduler* scheduler, boost::json::object args);
 

@@ -9,6 +9,8 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cmath>
+#include <limits>
 
 namespace ember::warmup {
 namespace {
@@ -324,6 +326,11 @@ std::uint64_t Engine::remaining(const Key& key, TimePoint now) const {
 BatchAdmission Engine::admit_batch(const Key& key, std::span<Candidate> batch, TimePoint now) {
     BatchAdmission out;
     if (remaining(key, now) < batch.size()) {
+        // NaN would break the strict weak order stable_sort relies on.
+        for (auto& c : batch) {
+            if (std::isnan(c.priority))
+                c.priority = -std::numeric_limits<double>::infinity();
+        }
         std::stable_sort(batch.begin(), batch.end(), [](const Candidate& a, const Candidate& b) {
             return a.priority > b.priority;
         });
@@ -344,8 +351,13 @@ Limits Engine::limits(const Key& key) const {
 }
 
 void Engine::record(const Key& key, const core::Outcome& outcome, bool hard_bounce, TimePoint now) {
+    if (outcome.kind == core::OutcomeKind::Suppressed ||
+        outcome.kind == core::OutcomeKind::Throttled) {
+        refund(key, now, RefundScope::CapAndRate);
+        return;
+    }
     if (outcome.local) {
-        refund(key, now);
+        refund(key, now, RefundScope::Cap);
         return;
     }
     (void)domain_state(key.sending_domain, now);
@@ -391,20 +403,27 @@ void Engine::apply_rule(const Key& key, const Rule& rule, const core::Outcome& o
         break;
     }
     case Action::RetryLater:
-        refund(key, now);
+        refund(key, now, RefundScope::Cap);
         break;
     }
 }
 
-void Engine::refund(const Key& key, TimePoint now) {
+void Engine::refund(const Key& key, TimePoint now, RefundScope scope) {
     const auto it = keys_.find(key);
     if (it == keys_.end())
         return;
     auto& ks = it->second;
-    if (ks.day == day_of(now).time_since_epoch().count() && ks.sent > 0) {
-        --ks.sent;
-        ++metrics_.refunded;
-    }
+    if (ks.day != day_of(now).time_since_epoch().count() || ks.sent == 0)
+        return;
+    --ks.sent;
+    ++metrics_.refunded;
+    if (scope != RefundScope::CapAndRate)
+        return;
+    ks.uncount_send(now);
+    // The token goes back at today's rate (a backoff since the admit changes
+    // the interval; the difference is one interval at most, once).
+    if (const auto v = view(key, now); v.rate)
+        ks.pacer.give_back(*v.rate);
 }
 
 void Engine::count_outcome(std::string_view domain, const core::Outcome& outcome, bool hard_bounce,

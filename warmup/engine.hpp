@@ -75,6 +75,18 @@ struct Candidate {
     double priority = 0;
 };
 
+// What a refund gives back (Engine::refund).
+//   Cap:        today's count only. For attempts that may have touched the
+//               provider (a local failure after connect, a retry-later
+//               reply): its rate was spent; giving the token back would let a
+//               failing connection loop faster than the configured rate.
+//   CapAndRate: today's count and the rate token. For recipients that never
+//               left ember (suppressed at dispatch, postponed by a later
+//               stage): the provider saw nothing, so, as in KumoMTA and
+//               PowerMTA where shaping counts what goes on the wire, they
+//               must slow nobody down.
+enum class RefundScope : std::uint8_t { Cap, CapAndRate };
+
 struct BatchAdmission {
     std::size_t admitted = 0; // the first `admitted` candidates (after reordering) may go
     Admission rest;           // why the others wait (allowed when all were admitted)
@@ -184,8 +196,8 @@ public:
     [[nodiscard]] Admission peek(const Key& key, TimePoint now) const;
     // How many recipients admit() would let go back to back now.
     [[nodiscard]] std::uint64_t remaining(const Key& key, TimePoint now) const;
-    // Reorders `batch` (highest priority first, stable) when it is larger
-    // than what may go, then admits from the front.
+    // Reorders `batch` (highest priority first, stable; NaN counts as the
+    // lowest) when it is larger than what may go, then admits from the front.
     [[nodiscard]] BatchAdmission admit_batch(const Key& key, std::span<Candidate> batch,
                                              TimePoint now);
     [[nodiscard]] Limits limits(const Key& key) const;
@@ -193,8 +205,15 @@ public:
     // One recipient's outcome. `hard_bounce`: a permanent failure of the
     // address (feedback/ classifies; until then Failed with Recipient scope).
     // Local outcomes (DNS, connect, TLS) never reached the provider: the send
-    // is refunded and nothing else changes.
+    // is refunded (RefundScope::Cap) and nothing else changes. Suppressed and
+    // Throttled outcomes (settled or postponed after the gate, nothing sent)
+    // are refunded with RefundScope::CapAndRate.
     void record(const Key& key, const core::Outcome& outcome, bool hard_bounce, TimePoint now);
+    // Takes back one recipient admit() let go at `now`'s UTC day. O(1).
+    // Nothing happens when the key has no send today to give back (the day
+    // changed since, or it was never admitted), so a late or duplicate
+    // refund can never push a counter below what was really sent.
+    void refund(const Key& key, TimePoint now, RefundScope scope);
     // Feedback that arrives later (ARF complaints, DSN bounces).
     void record_complaint(std::string_view sending_domain, TimePoint now);
     void record_bounce(std::string_view sending_domain, bool hard, TimePoint now);
@@ -249,7 +268,6 @@ private:
     void count_outcome(std::string_view domain, const core::Outcome& outcome, bool hard_bounce,
                        TimePoint now);
     void apply_rule(const Key& key, const Rule& rule, const core::Outcome& outcome, TimePoint now);
-    void refund(const Key& key, TimePoint now);
     void check_complaints(std::string_view domain, DomainState& ds, TimePoint now);
     void emit(EventType type, Key key, TimePoint now, std::string details);
     [[nodiscard]] KeyStatus key_status(const Key& key, TimePoint now) const;

@@ -57,6 +57,10 @@ std::uint64_t Pacer::available(double per_second, TimePoint now) const {
     return static_cast<std::uint64_t>(slack / interval_ns(per_second)) + 1;
 }
 
+void Pacer::give_back(double per_second) {
+    tat_ns -= interval_ns(per_second);
+}
+
 bool Backoff::active(const Recovery& r, TimePoint now) const {
     return multiplier(r, now) < 1.0;
 }
@@ -203,6 +207,11 @@ void KeyState::count_send(TimePoint now) {
         minute = m;
     }
     ++this_minute;
+}
+
+void KeyState::uncount_send(TimePoint now) {
+    if (floor<minutes>(now.time_since_epoch()).count() == minute && this_minute > 0)
+        --this_minute;
 }
 
 } // namespace ember::warmup

@@ -43,6 +43,10 @@ struct Pacer {
     [[nodiscard]] TimePoint next_conforming(double per_second, TimePoint now) const;
     // How many sends would conform back to back at `now`.
     [[nodiscard]] std::uint64_t available(double per_second, TimePoint now) const;
+    // Undoes one conforming try_send (a refund): the next send may go one
+    // interval earlier. Never grants more than the burst: available() counts
+    // from max(tat, now), so a tat in the past is the same as tat == now.
+    void give_back(double per_second);
 };
 
 // ---- backoff: multiplicative decrease, additive increase ----
@@ -165,6 +169,8 @@ struct KeyState {
     // Sends per second over the last full minute or the current one, whichever is higher.
     [[nodiscard]] double measured_rate(TimePoint now) const;
     void count_send(TimePoint now);
+    // Undoes count_send() when `now` is still in the minute it counted.
+    void uncount_send(TimePoint now);
 };
 
 } // namespace ember::warmup

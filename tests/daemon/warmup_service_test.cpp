@@ -15,6 +15,7 @@
 #include <chrono>
 #include <exception>
 #include <fstream>
+#include <map>
 #include <optional>
 #include <string>
 #include <thread>
@@ -388,4 +389,192 @@ TEST_CASE("warmup simulate prints a day table for a synthetic volume and refuses
     const auto broken = daemon::ctl::warmup_simulate(options, false);
     CHECK(broken.exit_code == daemon::ctl::kExitConfig);
     CHECK(broken.err.find("warmup.toml:2:") != std::string::npos);
+}
+
+TEST_CASE("an admitted recipient that a later stage suppresses or postpones gives its cap slot "
+          "back") {
+    Fixture f;
+    auto suppressed = queue::test::remote(OutcomeKind::Suppressed, 550, "5.7.1", "suppressed");
+    suppressed.local = true;
+    auto postponed = queue::test::remote(OutcomeKind::Throttled, 451, "4.4.5", "send_at later");
+    postponed.local = true;
+    postponed.not_before_ms = kNoon + 3'600'000;
+    f.inner.script["a@dest.test"] = {suppressed};
+    f.inner.script["b@dest.test"] = {postponed};
+    const auto outcomes = f.deliver(job_for({"a@dest.test", "b@dest.test", "c@dest.test"}));
+    REQUIRE(outcomes.size() == 3);
+    // The later stages' answers reach the scheduler unchanged.
+    CHECK(outcomes[0].kind == OutcomeKind::Suppressed);
+    CHECK(outcomes[1].kind == OutcomeKind::Throttled);
+    CHECK(outcomes[1].not_before_ms == kNoon + 3'600'000);
+    CHECK(outcomes[2].kind == OutcomeKind::Delivered);
+    auto rows = f.status();
+    CHECK(f.dest_status(rows).sent_today == 1);
+    CHECK(f.dest_status(rows).guardrails.counts.attempts() == 1);
+    CHECK(f.metrics.render().find("ember_warmup_refunded_total 2") != std::string::npos);
+    // The two slots are usable again today (cap 3).
+    const auto more = f.deliver(job_for({"d@dest.test", "e@dest.test", "g@dest.test"}));
+    CHECK(more[0].kind == OutcomeKind::Delivered);
+    CHECK(more[1].kind == OutcomeKind::Delivered);
+    CHECK(more[2].kind == OutcomeKind::Throttled);
+}
+
+TEST_CASE("the job handed on carries its provider's max_messages_per_connection") {
+    std::string toml = kWarmupToml;
+    toml.replace(toml.find("max_connections = 1"), 19,
+                 "max_connections = 1\nmax_messages_per_connection = 7");
+    Fixture f(Fixture::enabled_settings(), warmup_config(toml.c_str()));
+    struct Case {
+        std::string domain;
+        std::uint32_t on_job; // what the job arrives with
+        std::uint32_t want;
+    };
+    const Case cases[] = {
+        {"dest.test", 0, 7},  // the provider's value
+        {"dest.test", 20, 7}, // the stricter one
+        {"dest.test", 3, 3},  // the stricter one
+        {"other.test", 0, 0}, // a provider without one: the agent's default
+        {"other.test", 5, 5}, // untouched
+    };
+    for (const auto& c : cases) {
+        CAPTURE(c.domain);
+        CAPTURE(c.on_job);
+        auto job = job_for({"a@" + c.domain});
+        job.domain = c.domain;
+        job.max_messages_per_connection = c.on_job;
+        f.inner.jobs.clear();
+        (void)f.deliver(std::move(job));
+        REQUIRE(f.inner.jobs.size() == 1);
+        CHECK(f.inner.jobs.front().max_messages_per_connection == c.want);
+    }
+}
+
+TEST_CASE("when not all recipients may go, the priority input picks who goes first") {
+    Fixture f;
+    const std::map<std::string, double> score = {{"a@dest.test", 0.1},
+                                                 {"b@dest.test", 0.9},
+                                                 {"c@dest.test", 0.5},
+                                                 {"d@dest.test", 0.9},
+                                                 {"e@dest.test", 0.2}};
+    std::vector<std::int64_t> asked_at;
+    f.gate->set_priority([&](std::string_view address, std::int64_t now_ms) {
+        asked_at.push_back(now_ms);
+        return score.at(std::string(address));
+    });
+    const auto outcomes = f.deliver(
+        job_for({"a@dest.test", "b@dest.test", "c@dest.test", "d@dest.test", "e@dest.test"}));
+    REQUIRE(f.inner.jobs.size() == 1);
+    // The three best (b, d, c) go, in submission order; a and e wait.
+    CHECK(addresses(f.inner.jobs.front()) ==
+          std::vector<std::string>{"b@dest.test", "c@dest.test", "d@dest.test"});
+    REQUIRE(outcomes.size() == 5);
+    CHECK(outcomes[0].kind == OutcomeKind::Throttled);
+    CHECK(outcomes[4].kind == OutcomeKind::Throttled);
+    CHECK(outcomes[1].kind == OutcomeKind::Delivered);
+    CHECK(asked_at == std::vector<std::int64_t>(5, kNoon)); // the wall clock, unix ms
+}
+
+TEST_CASE("without scarcity the priority input is never asked and order is submission order") {
+    Fixture f;
+    int asked = 0;
+    f.gate->set_priority([&](std::string_view, std::int64_t) {
+        ++asked;
+        return 1.0;
+    });
+    (void)f.deliver(job_for({"b@dest.test", "a@dest.test"}));
+    CHECK(asked == 0);
+    REQUIRE(f.inner.jobs.size() == 1);
+    CHECK(addresses(f.inner.jobs.front()) ==
+          std::vector<std::string>{"b@dest.test", "a@dest.test"});
+
+    // Without a priority input, scarcity keeps submission order.
+    Fixture plain;
+    (void)plain.deliver(
+        job_for({"e@dest.test", "d@dest.test", "c@dest.test", "b@dest.test", "a@dest.test"}));
+    REQUIRE(plain.inner.jobs.size() == 1);
+    CHECK(addresses(plain.inner.jobs.front()) ==
+          std::vector<std::string>{"e@dest.test", "d@dest.test", "c@dest.test"});
+}
+
+namespace {
+
+// What the scheduler's release_throttled answers, counting the calls.
+asio::awaitable<queue::AdminChange> fake_release(int* calls, std::size_t released,
+                                                 std::string error) {
+    ++*calls;
+    co_return queue::AdminChange{released != 0, released, released, std::move(error)};
+}
+
+asio::awaitable<void> store_result(asio::awaitable<daemon::AdminResult> verb,
+                                   std::optional<daemon::AdminResult>* out) {
+    out->emplace(co_await std::move(verb));
+}
+
+// AdminResult has no default state, which co_spawn's handler would need.
+daemon::AdminResult run_verb(asio::io_context& io, asio::awaitable<daemon::AdminResult> verb) {
+    std::optional<daemon::AdminResult> result;
+    asio::co_spawn(io, store_result(std::move(verb), &result),
+                   [](std::exception_ptr e) { REQUIRE_FALSE(e); });
+    io.restart();
+    io.run();
+    REQUIRE(result.has_value());
+    return *result;
+}
+
+} // namespace
+
+TEST_CASE("resume and set-day release held mail at once; failed verbs release nothing") {
+    Fixture f;
+    int calls = 0;
+    f.service->set_release([&calls] { return fake_release(&calls, 4, ""); });
+    const json::object domain{{"domain", "sender.test"}};
+    REQUIRE(daemon::warmup_pause(*f.service, domain).ok());
+    const auto resumed = run_verb(
+        f.io, daemon::release_after(f.service.get(), daemon::warmup_resume(*f.service, domain)));
+    REQUIRE(resumed.ok());
+    CHECK(calls == 1);
+    const auto& answer = resumed.result().as_object();
+    CHECK(answer.at("released").as_uint64() == 4);
+    const std::string message(answer.at("message").as_string());
+    CAPTURE(message);
+    CHECK(message.find("resumed") != std::string::npos);
+    CHECK(message.find("4 held recipients released") != std::string::npos);
+    // The engine took the resume before the release ran.
+    CHECK(f.deliver(job_for({"a@dest.test"}))[0].kind == OutcomeKind::Delivered);
+
+    const auto refused = run_verb(
+        f.io, daemon::release_after(
+                  f.service.get(),
+                  daemon::warmup_resume(*f.service, json::object{{"domain", "sender.test"},
+                                                                 {"provider", "nosuch"}})));
+    CHECK_FALSE(refused.ok());
+    CHECK(calls == 1);
+
+    const auto day =
+        run_verb(f.io, daemon::release_after(
+                           f.service.get(),
+                           daemon::warmup_set_day(
+                               *f.service, json::object{{"domain", "sender.test"}, {"day", "3"}})));
+    REQUIRE(day.ok());
+    CHECK(calls == 2);
+
+    f.service->set_release([&calls] { return fake_release(&calls, 0, "disk full"); });
+    const auto failed = run_verb(
+        f.io, daemon::release_after(f.service.get(), daemon::warmup_resume(*f.service, domain)));
+    REQUIRE(failed.ok()); // the resume itself stands
+    const std::string note(failed.result().as_object().at("message").as_string());
+    CHECK(note.find("could not be released now (disk full)") != std::string::npos);
+}
+
+TEST_CASE("a reload releases held mail; without a release hook nothing is asked") {
+    Fixture f;
+    f.service->apply(Fixture::enabled_settings(), warmup_config()); // no hook: nothing happens
+    f.io.restart();
+    f.io.run();
+    int calls = 0;
+    f.service->set_release([&calls] { return fake_release(&calls, 2, ""); });
+    f.service->apply(Fixture::enabled_settings(), warmup_config());
+    f.io.restart();
+    f.io.run();
+    CHECK(calls == 1);
 }

@@ -27,13 +27,14 @@ RATE_LIMITED = ("421 4.7.28 Our system has detected an unusual rate of unsolicit
                 "from your IP address has been temporarily rate limited.")
 
 
-def warmup_toml(cap=3):
-    """sender.test ramps from today at `cap` a day; dest.test is its own
-    provider; a 421 4.7.28 backs the rate off (Gmail's rate-limit reply)."""
+def warmup_toml(cap=3, caps=None):
+    """sender.test ramps from today at `cap` a day (or the daily `caps`);
+    dest.test is its own provider; a 421 4.7.28 backs the rate off (Gmail's
+    rate-limit reply)."""
     today = datetime.datetime.now(datetime.timezone.utc).date().isoformat()
     return f"""
 [schedule.tiny]
-caps = [{cap}]
+caps = {caps or [cap]}
 after = "steady"
 
 [[sender]]
@@ -204,3 +205,39 @@ def test_a_bad_warmup_toml_on_reload_is_refused_with_its_line_and_the_old_one_st
         w.d.ctl("reload")
         row = dest_row(w.d)
         expect_eq((row["cap"], row["sent_today"]), (10, 2), "new cap, same count")
+
+
+def test_mail_held_by_a_pause_goes_out_promptly_after_resume():
+    # A paused domain's recipients wait with next_attempt = now + 5 min (the
+    # engine's recheck); resume releases them at once, so the receiver has
+    # the message well inside that recheck (wait_messages' 30 s bound).
+    with world() as w:
+        w.d.ctl("warmup", "pause", "sender.test")
+        qid = submit_each(w.d, 1)[0]
+        wait_until(lambda: (metric(w.d, "ember_warmup_throttled_total", '{reason="paused"}') or 0)
+                   >= 1, 30, "the recipient held by the pause")
+        r = recipient_of(w.d, qid)
+        expect_eq((r["state"], r["attempts"]), ("queued", 0), "held untouched")
+        expect_eq(w.rcv[MX1].count(), 0, "messages sent while paused")
+        resumed = w.d.ctl_json("warmup", "resume", "sender.test")
+        check(resumed["released"] >= 1, f"held mail released: {resumed}")
+        w.rcv[MX1].wait_messages(1)
+        wait_until(lambda: qid not in w.d.queue_ids(), 30, "the held message sent")
+        check(re.search(r"attempts=1\b", result_line(w.d, qid, "delivered").group(0)),
+              f"{qid} delivered on its first attempt")
+
+
+def test_mail_held_by_the_cap_goes_out_promptly_after_set_day_raises_it():
+    with world() as w:
+        with open(w.warmup_path, "w") as f:
+            f.write(warmup_toml(caps=[1, 5]))
+        w.d.ctl("reload")
+        qids = submit_each(w.d, 2)
+        w.rcv[MX1].wait_messages(1)
+        wait_until(lambda: (metric(w.d, "ember_warmup_throttled_total", '{reason="cap"}') or 0)
+                   >= 1, 30, "the second held by day 1's cap")
+        expect_eq(w.rcv[MX1].count(), 1, "messages sent on day 1")
+        changed = w.d.ctl_json("warmup", "set-day", "sender.test", "2")
+        check(changed["released"] >= 1, f"held mail released: {changed}")
+        w.rcv[MX1].wait_messages(2)
+        wait_until(lambda: not any(q in w.d.queue_ids() for q in qids), 30, "both sent")

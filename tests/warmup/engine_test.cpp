@@ -5,6 +5,7 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <limits>
 #include <map>
 
 using namespace ember;
@@ -375,6 +376,89 @@ TEST_CASE("a local failure never reached the provider: refunded, no rule, no cou
     CHECK(st.guardrails.counts.attempts() == 0);
 }
 
+const char* const kRefund = R"(
+[schedule.tiny]
+caps = [3, 3]
+
+[[sender]]
+domain = "news.example.com"
+schedule = "tiny"
+start = 2026-03-01
+
+[[provider]]
+name = "gmail"
+domains = ["gmail.com"]
+max_rate = "60/min"
+)";
+
+TEST_CASE("a recipient suppressed or postponed after the gate gives back its cap slot and its rate "
+          "token") {
+    struct Case {
+        const char* what;
+        core::OutcomeKind kind;
+        bool local;
+    };
+    const Case cases[] = {
+        {"suppressed at dispatch (local)", core::OutcomeKind::Suppressed, true},
+        {"suppressed, not marked local", core::OutcomeKind::Suppressed, false},
+        {"postponed by a later stage", core::OutcomeKind::Throttled, true},
+    };
+    for (const auto& c : cases) {
+        CAPTURE(c.what);
+        Engine engine(config_from(kRefund));
+        const auto k = engine.key("news.example.com", "gmail.com");
+        const auto t0 = at("2026-03-01T10:00:00Z");
+        REQUIRE(engine.admit(k, t0).allowed);
+        // 60/min has a burst of one: the token is spent.
+        REQUIRE(engine.peek(k, t0).reason == WaitReason::Rate);
+        auto o = test::reply(c.kind, 550, "5.7.1", "not sent");
+        o.local = c.local;
+        engine.record(k, o, false, t0);
+        const auto st = status_of(engine, k, t0);
+        CHECK(st.sent_today == 0);
+        CHECK(st.guardrails.counts.attempts() == 0);
+        CHECK(engine.metrics().refunded == 1);
+        // Both given back: three more may go today, the first one at once.
+        CHECK(engine.admit(k, t0).allowed);
+        CHECK(admit_all(engine, k, t0 + 1s) == 1);
+        CHECK(admit_all(engine, k, t0 + 2s) == 1);
+        CHECK(engine.admit(k, t0 + 3s).reason == WaitReason::Cap);
+    }
+}
+
+TEST_CASE("a cap-only refund gives back the day's slot but not the rate token") {
+    Engine engine(config_from(kRefund));
+    const auto k = engine.key("news.example.com", "gmail.com");
+    const auto t0 = at("2026-03-01T10:00:00Z");
+    REQUIRE(engine.admit(k, t0).allowed);
+    engine.refund(k, t0, RefundScope::Cap);
+    CHECK(status_of(engine, k, t0).sent_today == 0);
+    const auto a = engine.admit(k, t0);
+    CHECK_FALSE(a.allowed);
+    CHECK(a.reason == WaitReason::Rate);
+    CHECK(a.until == t0 + 1s);
+}
+
+TEST_CASE("a refund never gives back more than was admitted that day") {
+    Engine engine(config_from(kRefund));
+    const auto k = engine.key("news.example.com", "gmail.com");
+    const auto t0 = at("2026-03-01T23:59:59Z");
+    engine.refund(k, t0, RefundScope::CapAndRate); // nothing admitted yet
+    CHECK(engine.metrics().refunded == 0);
+    REQUIRE(engine.admit(k, t0).allowed);
+    const auto next_day = at("2026-03-02T00:00:01Z");
+    engine.refund(k, next_day, RefundScope::CapAndRate); // yesterday's send stays counted
+    CHECK(engine.metrics().refunded == 0);
+    CHECK(status_of(engine, k, next_day).sent_today == 0);
+    REQUIRE(engine.admit(k, next_day).allowed);
+    engine.refund(k, next_day, RefundScope::CapAndRate);
+    engine.refund(k, next_day, RefundScope::CapAndRate); // a duplicate
+    CHECK(engine.metrics().refunded == 1);
+    CHECK(status_of(engine, k, next_day).sent_today == 0);
+    // The burst stays one token, however many refunds came.
+    CHECK(engine.remaining(k, next_day) == 1);
+}
+
 TEST_CASE("bounce, deferral and complaint rates at or over their thresholds hold the ramp") {
     struct Case {
         std::string what;
@@ -530,6 +614,27 @@ start = 2026-03-01
     CHECK(next[0].id == 1);
     CHECK(next[1].id == 2);
     CHECK(engine.remaining(k, t1) == 97);
+}
+
+TEST_CASE("a NaN priority counts as the lowest and never breaks the ordering") {
+    Engine engine(config_from(R"(
+[schedule.tiny]
+caps = [2]
+
+[[sender]]
+domain = "news.example.com"
+schedule = "tiny"
+start = 2026-03-01
+)"));
+    const auto k = engine.key("news.example.com", "example.org");
+    const double nan = std::numeric_limits<double>::quiet_NaN();
+    std::vector<Candidate> batch = {{1, nan}, {2, 1}, {3, nan}, {4, 2}};
+    const auto result = engine.admit_batch(k, batch, at("2026-03-01T12:00:00Z"));
+    CHECK(result.admitted == 2);
+    std::vector<std::uint64_t> ids;
+    for (const auto& c : batch)
+        ids.push_back(c.id);
+    CHECK(ids == std::vector<std::uint64_t>{4, 2, 1, 3});
 }
 
 TEST_CASE("admit keeps no per-recipient state: a million admits leave one key") {
