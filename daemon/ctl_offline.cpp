@@ -217,6 +217,22 @@ asio::awaitable<DomainFacts> gather_domain_facts(dns::Resolver* resolver,
         const auto outcome = co_await auth::check_host(resolver, std::move(check));
         facts.spf.push_back(outcome);
     }
+    if (!request.bounce_domain.empty()) {
+        ReturnPathFacts rp;
+        rp.domain = request.bounce_domain;
+        rp.verp = request.verp;
+        std::string name = request.bounce_domain;
+        const auto answer = co_await resolver->txt(std::move(name));
+        rp.spf.txt_status = answer.status;
+        rp.spf.txt = answer.records;
+        for (const auto& ip : request.egress) {
+            auto check = auth::mail_from_check(ip, request.bounce_sender, request.helo);
+            check.receiver = request.helo;
+            const auto outcome = co_await auth::check_host(resolver, std::move(check));
+            rp.spf.spf.push_back(outcome);
+        }
+        facts.return_path = std::move(rp);
+    }
     for (auto& key : request.keys) {
         std::string name = fmt::format("{}._domainkey.{}", key.selector, key.domain);
         const auto answer = co_await resolver->txt(std::move(name));
@@ -269,15 +285,24 @@ std::string spf_detail(const core::IpAddress& ip, const auth::SpfOutcome& o,
     return detail;
 }
 
+// One envelope-sender domain's SPF facts, as evaluate_spf reads them: the
+// checked domain itself, or its VERP return path (label says which).
+struct SpfSide {
+    std::string_view domain;
+    const std::vector<auth::SpfOutcome>& spf;
+    dns::Status txt_status;
+    const std::vector<std::string>& txt;
+    std::string label; // "" for DOMAIN, "return path bounce.example.com, " otherwise
+};
+
 // The SPF record to publish so that every failing address passes.
-void spf_fix(const DomainFacts& f, const std::vector<core::IpAddress>& failing,
-             json::object& entry) {
-    if (dns::is_temporary(f.spf_txt_status)) {
+void spf_fix(const SpfSide& f, const std::vector<core::IpAddress>& failing, json::object& entry) {
+    if (dns::is_temporary(f.txt_status)) {
         entry["note"] = "the domain's TXT records could not be fetched: try again";
         return;
     }
     std::vector<std::string> records;
-    std::copy_if(f.spf_txt.begin(), f.spf_txt.end(), std::back_inserter(records),
+    std::copy_if(f.txt.begin(), f.txt.end(), std::back_inserter(records),
                  [](const std::string& r) { return auth::is_spf_record(r); });
     std::string value;
     if (records.empty()) {
@@ -291,12 +316,12 @@ void spf_fix(const DomainFacts& f, const std::vector<core::IpAddress>& failing,
                                           "publish this one only",
                                           records.size());
     }
-    set_fix(entry, f.domain, std::move(value));
+    set_fix(entry, std::string(f.domain), std::move(value));
 }
 
-Part evaluate_spf(const DomainFacts& f) {
+Part evaluate_spf(const std::vector<core::IpAddress>& egress, const SpfSide& f) {
     Part part;
-    if (f.egress.empty()) {
+    if (egress.empty()) {
         auto entry = check_entry("spf", "fail", "no egress address known");
         entry["note"] = "set [delivery] source_ips to the addresses receivers see";
         part.checks.push_back(std::move(entry));
@@ -305,16 +330,17 @@ Part evaluate_spf(const DomainFacts& f) {
     }
     std::vector<core::IpAddress> failing;
     std::size_t last_failing = 0;
-    for (std::size_t i = 0; i < f.egress.size() && i < f.spf.size(); ++i) {
+    for (std::size_t i = 0; i < egress.size() && i < f.spf.size(); ++i) {
         const auto& o = f.spf[i];
         const bool temporary = o.result == auth::SpfResult::TempError;
         const char* status = o.result == auth::SpfResult::Pass ? "ok" : temporary ? "temp" : "fail";
-        auto entry = check_entry("spf", status, spf_detail(f.egress[i], o, f.domain));
-        entry["ip"] = f.egress[i].to_string();
+        auto entry = check_entry("spf", status, f.label + spf_detail(egress[i], o, f.domain));
+        entry["ip"] = egress[i].to_string();
         entry["result"] = auth::spf_result_name(o.result);
+        entry["domain"] = f.domain;
         part.temporary = part.temporary || temporary;
         if (std::string_view(status) == "fail") {
-            failing.push_back(f.egress[i]);
+            failing.push_back(egress[i]);
             last_failing = part.checks.size();
         }
         part.checks.push_back(std::move(entry));
@@ -326,7 +352,49 @@ Part evaluate_spf(const DomainFacts& f) {
         std::vector<std::string> ips;
         for (const auto& ip : failing)
             ips.push_back(ip.to_string());
-        part.reasons.push_back("SPF does not pass for " + join(ips, ", "));
+        part.reasons.push_back(fmt::format("SPF {}does not pass for {}",
+                                           f.label.empty() ? "" : fmt::format("of {} ", f.domain),
+                                           join(ips, ", ")));
+    }
+    return part;
+}
+
+SpfSide domain_side(const DomainFacts& f) {
+    return {f.domain, f.spf, f.spf_txt_status, f.spf_txt, ""};
+}
+
+SpfSide return_path_side(const ReturnPathFacts& rp) {
+    return {rp.domain, rp.spf.spf, rp.spf.txt_status, rp.spf.txt,
+            fmt::format("return path {}, ", rp.domain)};
+}
+
+// With VERP the return path's SPF is what receivers check, and DMARC asks
+// that its domain align with the From: domain (RFC 7489 3.1.2, aspf).
+Part evaluate_return_path(const DomainFacts& f, const auth::PublicSuffixList& psl) {
+    const auto& rp = *f.return_path;
+    if (f.egress.empty()) { // DOMAIN's own SPF check already says so
+        Part part;
+        part.reasons.emplace_back("no egress address is known for SPF");
+        return part;
+    }
+    Part part = evaluate_spf(f.egress, return_path_side(rp));
+    auto& last = part.checks.back().as_object();
+    if (!rp.verp) {
+        const std::string note(last.at("note").as_string());
+        last["note"] = note + (note.empty() ? "" : "; ") +
+                       "[feedback] verp is off: mail does not use this return path yet";
+        return part;
+    }
+    auto mode = auth::AlignmentMode::Relaxed;
+    if (f.dmarc.status == auth::DmarcLookup::Status::Found)
+        mode = f.dmarc.record.spf;
+    else if (f.dmarc.status == auth::DmarcLookup::Status::TempError)
+        mode = auth::AlignmentMode::Strict; // as for DKIM: claim no alignment aspf=s would refuse
+    if (!auth::domains_aligned(rp.domain, f.domain, mode, psl)) {
+        part.aligned = false;
+        part.reasons.push_back(fmt::format("the return path domain {} does not align with {}{}",
+                                           rp.domain, f.domain,
+                                           mode == auth::AlignmentMode::Strict ? " (aspf=s)" : ""));
     }
     return part;
 }
@@ -466,24 +534,35 @@ std::string verdict(const DomainFacts& f, const Part& spf, const Part& dkim, boo
 } // namespace
 
 DomainReport evaluate_domain(const DomainFacts& facts, const auth::PublicSuffixList& psl) {
-    const auto spf = evaluate_spf(facts);
+    const auto own = evaluate_spf(facts.egress, domain_side(facts));
+    const auto return_path = facts.return_path ? evaluate_return_path(facts, psl) : Part{};
+    // With VERP on, DOMAIN's mail leaves with the return path: its SPF
+    // decides; DOMAIN's own record is still shown (other mail may use it).
+    const bool verp = facts.return_path && facts.return_path->verp;
+    const auto& spf = verp ? return_path : own;
     const auto dkim = evaluate_dkim(facts, psl);
     const auto dmarc = evaluate_dmarc(facts);
     const bool temporary = spf.temporary || dkim.temporary || dmarc.temporary;
     const bool aligned = spf.aligned || dkim.aligned;
     json::array checks;
-    for (const auto* part : {&spf, &dkim, &dmarc})
+    for (const auto* part : {&own, &return_path, &dkim, &dmarc})
         for (const auto& entry : part->checks)
             checks.push_back(entry);
     json::array egress;
     for (const auto& ip : facts.egress)
         egress.emplace_back(ip.to_string());
     DomainReport report;
-    report.json = json::object{
-        {"domain", facts.domain},      {"egress_ips", std::move(egress)},
-        {"aligned", aligned},          {"dkim_aligned", dkim.aligned},
-        {"spf_aligned", spf.aligned},  {"temporary", temporary},
-        {"checks", std::move(checks)}, {"verdict", verdict(facts, spf, dkim, temporary)}};
+    report.json = json::object{{"domain", facts.domain},
+                               {"return_path_domain", facts.return_path
+                                                          ? json::value(facts.return_path->domain)
+                                                          : json::value(nullptr)},
+                               {"egress_ips", std::move(egress)},
+                               {"aligned", aligned},
+                               {"dkim_aligned", dkim.aligned},
+                               {"spf_aligned", spf.aligned},
+                               {"temporary", temporary},
+                               {"checks", std::move(checks)},
+                               {"verdict", verdict(facts, spf, dkim, temporary)}};
     report.exit_code = aligned ? kExitOk : temporary ? kExitTempFail : kExitDaemonError;
     return report;
 }
@@ -525,6 +604,16 @@ std::optional<LoadedDomainConfig> load_domain_config(const CheckDomainOptions& o
                                                          : config->delivery.source_ips;
     request.helo =
         !config->delivery.helo_name.empty() ? config->delivery.helo_name : config->server.hostname;
+    // FeedbackPolicy::bounce_domain_for: the domain's own entry, else the default.
+    const auto& feedback = config->feedback;
+    const auto named = feedback.bounce_domains.find(domain);
+    const auto bounce = lower_domain(
+        named != feedback.bounce_domains.end() ? named->second : feedback.bounce_domain);
+    if (!bounce.empty() && bounce != domain) {
+        request.bounce_domain = bounce;
+        request.bounce_sender = feedback.inbound.verp_local_part + "@" + bounce;
+        request.verp = feedback.verp;
+    }
     const auto now = static_cast<std::int64_t>(std::time(nullptr));
     for (const auto& key : *keys) {
         if (!auth::domains_aligned(key.config.domain, domain, auth::AlignmentMode::Relaxed, psl))

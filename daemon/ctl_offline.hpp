@@ -20,7 +20,12 @@
 // when one signing [[dkim]] key aligns with it and its published record
 // carries our public key, or when SPF passes for every egress address. It
 // assumes the envelope sender is at DOMAIN (SPF is checked for
-// postmaster@DOMAIN).
+// postmaster@DOMAIN), except when [feedback] gives DOMAIN a bounce domain:
+// its SPF is checked too (for verp_local_part@BOUNCE, the VERP return
+// path), with the record to publish when it does not pass for every egress
+// address; with verp = true it is the return path of DOMAIN's mail, so it
+// alone decides SPF alignment (it must pass and align with DOMAIN under
+// the DMARC record's aspf), like the DMARC gate would see it.
 //
 // Exit status of check-domain: 0 mail From DOMAIN aligns; 1 it does not;
 // 2 usage; 69 (EX_UNAVAILABLE) no resolver could be started; 75
@@ -108,6 +113,20 @@ struct DkimKeyFacts {
     std::vector<std::string> published; // TXT at selector._domainkey.domain
 };
 
+// SPF of one envelope-sender domain for every egress address.
+struct SpfFacts {
+    std::vector<auth::SpfOutcome> spf; // one per egress address
+    dns::Status txt_status = dns::Status::Ok;
+    std::vector<std::string> txt; // TXT at the domain, for the record to publish
+};
+
+// The [feedback] bounce domain of DOMAIN (VERP return path).
+struct ReturnPathFacts {
+    std::string domain; // "bounce.example.com"
+    bool verp = false;  // [feedback] verp: DOMAIN's mail leaves with this return path
+    SpfFacts spf;
+};
+
 struct DomainFacts {
     std::string domain; // lower-cased, no trailing dot
     std::vector<core::IpAddress> egress;
@@ -116,6 +135,7 @@ struct DomainFacts {
     std::vector<std::string> spf_txt; // TXT at the domain, for the record to publish
     std::vector<DkimKeyFacts> dkim;
     auth::DmarcLookup dmarc;
+    std::optional<ReturnPathFacts> return_path; // none configured, or DOMAIN itself
 };
 
 struct DomainReport {
@@ -130,6 +150,9 @@ struct FactsRequest {
     std::string domain;
     std::vector<core::IpAddress> egress;
     std::string helo;
+    std::string bounce_domain; // "" = none (or DOMAIN itself)
+    std::string bounce_sender; // "bounces@bounce.example.com", checked as MAIL FROM
+    bool verp = false;
     std::vector<DkimKeyFacts> keys; // DNS fields filled in by gather_domain_facts
 };
 

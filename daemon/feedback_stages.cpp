@@ -46,6 +46,12 @@ void add_reply(Event& e, const core::Outcome& o) {
     e.text = o.text;
     if (!o.command.empty())
         e.extra["command"] = o.command;
+    // Known once a session reached the host; a local outcome before any
+    // (DNS, connect) says nothing about TLS.
+    if (!o.tls.empty() || !o.remote_ip.empty())
+        e.tls = !o.tls.empty();
+    if (!o.tls.empty())
+        e.extra["tls_protocol"] = o.tls;
 }
 
 void add_classification(Event& e, const feedback::Classification& c) {

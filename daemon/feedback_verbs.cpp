@@ -303,7 +303,6 @@ boost::asio::awaitable<AdminResult> compliance(FeedbackService* service, dns::Re
     for (const auto& d : domains) {
         const auto counts = service->rates().window(d, feedback::kDayWindow, now);
         auto card = feedback::scorecard(d, counts, feedback::kDayWindow, facts);
-        mark_unknown(card, "tls_share", "delivery results do not record TLS yet");
         if (!policy->alignment_enforced_everywhere)
             mark_unknown(card, "dmarc_aligned_share",
                          "alignment is known only where the DMARC gate enforces it "

@@ -20,10 +20,11 @@
 // compliance scores the last 24 hours of each sending domain (or one) with
 // feedback::scorecard(): forward-confirmed reverse DNS of the egress
 // addresses is looked up now (PTR, then A/AAAA of the name), the longest
-// unsubscribe delay is the service's. Two lines are n/a rather than a false
-// failure: tls_share (delivery outcomes do not record TLS yet) and
-// dmarc_aligned_share when some submission listener does not enforce the
-// DMARC gate (alignment is only known where it is enforced).
+// unsubscribe delay is the service's; tls_share counts the delivered events
+// whose outcome recorded a TLS session (core::Outcome::tls). One line is
+// n/a rather than a false failure: dmarc_aligned_share when some submission
+// listener does not enforce the DMARC gate (alignment is only known where
+// it is enforced).
 //
 // Threads: the daemon's I/O executor, like FeedbackService.
 

@@ -35,7 +35,9 @@
 //                           tracking, API), mailto (unsubscribe mail), admin
 //                           (emberctl), queue (ember itself: expiry, suppression
 //                           at dispatch, warm-up hold)
-//   tls             bool    delivered over TLS
+//   tls             bool    the attempt's SMTP session used TLS (STARTTLS);
+//                           absent when no session reached the host; the
+//                           protocol ("TLSv1.3") is extra.tls_protocol
 //   dmarc_aligned   bool    the From: domain was DMARC-aligned at submission
 //   bulk            bool    the message belongs to a bulk stream
 //   one_click       bool    it carried a signed RFC 8058 one-click List-Unsubscribe

@@ -181,11 +181,42 @@ struct ClientSession::Step {
     core::Duration deadline;
 };
 
+// --- Sessions ---
+
+void ClientSessions::abort(bool in_data_too) {
+    // abort() only cancels I/O; the sessions leave the set when destroyed,
+    // later, so iterating over a copy is not needed.
+    for (ClientSession* session : sessions_) {
+        if (in_data_too || !session->in_data())
+            session->abort();
+    }
+}
+
 ClientSession::ClientSession(std::unique_ptr<Transport> transport, SessionSettings settings)
-    : transport_(std::move(transport)), settings_(std::move(settings)) {}
+    : transport_(std::move(transport)), settings_(std::move(settings)) {
+    if (settings_.registry != nullptr)
+        settings_.registry->sessions_.insert(this);
+}
 
 ClientSession::~ClientSession() {
+    if (settings_.registry != nullptr)
+        settings_.registry->sessions_.erase(this);
     close();
+}
+
+void ClientSession::abort() {
+    if (aborted_)
+        return;
+    aborted_ = true;
+    if (transport_)
+        transport_->cancel(); // the pending read or write completes with operation_aborted
+}
+
+Outcome ClientSession::io_failure(const Step& step, bool timeout) const {
+    if (aborted_)
+        return cancelled(fmt::format("ember shut down while {} with host {}", step.phase,
+                                     settings_.peer.display()));
+    return connection_lost(step.command, settings_.peer, step.phase, timeout);
 }
 
 bool ClientSession::tls_active() const {
@@ -205,6 +236,8 @@ void ClientSession::close() {
 
 void ClientSession::fail(Outcome outcome) {
     usable_ = false;
+    if (outcome.tls.empty())
+        outcome.tls = tls_protocol_;
     if (outcome.code == 421 && !outcome.local)
         broken_ = true; // RFC 5321 3.8: the server closes the channel after a 421
     if (!failure_)
@@ -217,6 +250,8 @@ void ClientSession::break_connection(Outcome outcome) {
 }
 
 asio::awaitable<std::optional<Reply>> ClientSession::read_reply(Step step) {
+    if (aborted_)
+        break_connection(io_failure(step, false));
     if (broken_ || !transport_)
         co_return std::nullopt;
     transport_->set_deadline(step.deadline);
@@ -233,8 +268,7 @@ asio::awaitable<std::optional<Reply>> ClientSession::read_reply(Step step) {
         }
         auto [ec, n] = co_await transport_->read_some(asio::buffer(chunk));
         if (ec || n == 0) {
-            break_connection(
-                connection_lost(step.command, settings_.peer, step.phase, is_timeout(ec)));
+            break_connection(io_failure(step, is_timeout(ec)));
             co_return std::nullopt;
         }
         waited += n;
@@ -243,12 +277,14 @@ asio::awaitable<std::optional<Reply>> ClientSession::read_reply(Step step) {
 }
 
 asio::awaitable<bool> ClientSession::write(std::string bytes, Step step) {
+    if (aborted_)
+        break_connection(io_failure(step, false));
     if (broken_ || !transport_)
         co_return false;
     transport_->set_deadline(step.deadline);
     const error_code ec = co_await transport_->write(asio::buffer(bytes));
     if (ec) {
-        break_connection(connection_lost(step.command, settings_.peer, step.phase, is_timeout(ec)));
+        break_connection(io_failure(step, is_timeout(ec)));
         co_return false;
     }
     co_return true;
@@ -365,10 +401,16 @@ asio::awaitable<std::optional<Outcome>> ClientSession::handshake() {
     transport_->set_deadline(settings_.timeouts.starttls);
     const error_code ec = co_await transport_->start_tls(settings_.tls_context);
     if (ec) {
-        tls_handshake_failed_ = true;
-        break_connection(tls_failed(settings_.peer, ec.message()));
+        tls_handshake_failed_ = !aborted_;
+        break_connection(aborted_ ? io_failure({cmd::kStartTls, "performing the TLS handshake",
+                                                settings_.timeouts.starttls},
+                                               false)
+                                  : tls_failed(settings_.peer, ec.message()));
         co_return failure_;
     }
+    // "TLSv1.3 TLS_AES_256_GCM_SHA384": the protocol is the first word.
+    const std::string description = transport_->tls_description();
+    tls_protocol_ = description.substr(0, description.find(' '));
     co_return std::nullopt;
 }
 
@@ -385,6 +427,25 @@ std::optional<Outcome> ClientSession::precheck(const Transaction& t) const {
 // --- Transactions ---
 
 asio::awaitable<TransactionResult> ClientSession::send(Transaction t) {
+    TransactionResult result = co_await transact(std::move(t), false);
+    co_return result;
+}
+
+asio::awaitable<TransactionResult> ClientSession::send_reused(Transaction t) {
+    TransactionResult result = co_await transact(std::move(t), true);
+    co_return result;
+}
+
+TransactionResult ClientSession::reset_failure(std::size_t recipients) {
+    if (!failure_) // unreachable: every failed RSET path records why
+        fail(protocol_error(cmd::kRset, settings_.peer, "RSET failed"));
+    TransactionResult out;
+    out.reset_failed = true;
+    out.outcomes.assign(recipients, *failure_);
+    return out;
+}
+
+asio::awaitable<TransactionResult> ClientSession::transact(Transaction t, bool reset_first) {
     EnvelopeReplies replies;
     replies.outcomes.resize(t.recipients.size());
     replies.accepted.resize(t.recipients.size());
@@ -393,6 +454,11 @@ asio::awaitable<TransactionResult> ClientSession::send(Transaction t) {
     if (const auto refused = precheck(t)) {
         std::fill(replies.outcomes.begin(), replies.outcomes.end(), *refused);
         co_return finish(std::move(replies));
+    }
+    if (reset_first && !caps_.pipelining) {
+        const bool alive = co_await reset();
+        if (!alive)
+            co_return reset_failure(t.recipients.size());
     }
     ++transactions_;
     const std::string_view content = t.content ? std::string_view(*t.content) : std::string_view();
@@ -403,31 +469,52 @@ asio::awaitable<TransactionResult> ClientSession::send(Transaction t) {
     for (const auto& r : t.recipients)
         rcpts.push_back(rcpt_command(r, caps_));
     if (caps_.pipelining) {
-        replies = co_await pipelined(std::move(mail), std::move(rcpts));
+        replies = co_await pipelined(std::move(mail), std::move(rcpts), reset_first);
     } else {
         replies = co_await stepwise(std::move(mail), std::move(rcpts));
+    }
+    if (replies.reset_failed) {
+        --transactions_; // it never started
+        co_return reset_failure(t.recipients.size());
     }
     replies = co_await finish_data(t.content, std::move(replies));
     co_return finish(std::move(replies));
 }
 
 // RFC 2920 3.1: MAIL, every RCPT and DATA go in one write ("DATA" last in
-// the group); the replies come back in order and every one is read, even
-// after a refusal, to stay in step with the server.
+// the group), after RSET on a reused connection; the replies come back in
+// order and every one is read, even after a refusal, to stay in step with
+// the server. A failed RSET ends the connection without reading further:
+// what the server made of the rest of the group no longer matters, and a
+// 354 it may have sent is answered by the close (the server discards a
+// message that never got its final ".").
 asio::awaitable<ClientSession::EnvelopeReplies>
-ClientSession::pipelined(std::string mail, std::vector<std::string> rcpts) {
+ClientSession::pipelined(std::string mail, std::vector<std::string> rcpts, bool reset_first) {
     const auto& t = settings_.timeouts;
     EnvelopeReplies replies;
     replies.outcomes.resize(rcpts.size());
     replies.accepted.resize(rcpts.size());
-    std::string batch = mail + "\r\n";
+    std::string batch = reset_first ? "RSET\r\n" : "";
+    batch += mail + "\r\n";
     for (const auto& r : rcpts)
         batch += r + "\r\n";
     batch += "DATA\r\n";
-    const bool written =
-        co_await write(std::move(batch), {cmd::kMail, "sending MAIL FROM", t.mail});
-    if (!written)
+    const Step first = reset_first ? Step{cmd::kRset, "sending RSET", t.rset}
+                                   : Step{cmd::kMail, "sending MAIL FROM", t.mail};
+    const bool written = co_await write(std::move(batch), first);
+    if (!written) {
+        replies.reset_failed = reset_first;
         co_return replies;
+    }
+    if (reset_first) {
+        const auto rset_reply = co_await read_reply(first);
+        replies.reset_failed = !rset_reply || !is_2xx(*rset_reply);
+        if (rset_reply && !is_2xx(*rset_reply))
+            break_connection(
+                from_reply(*rset_reply, cmd::kRset, OutcomeScope::Site, settings_.peer));
+        if (replies.reset_failed)
+            co_return replies;
+    }
     const auto mail_reply = co_await read_reply({cmd::kMail, "sending MAIL FROM", t.mail});
     if (!mail_reply)
         co_return replies;
@@ -538,6 +625,7 @@ ClientSession::finish_data(std::shared_ptr<const std::string> content, EnvelopeR
     const bool go_ahead = replies.data_reply && replies.data_reply->code == 354;
     bool finished = false;
     if (usable_ && any && go_ahead) {
+        in_data_ = true;
         const bool sent = co_await send_content(std::move(content));
         if (sent) {
             const auto reply = co_await read_reply(
@@ -547,6 +635,7 @@ ClientSession::finish_data(std::shared_ptr<const std::string> content, EnvelopeR
                 take_final_reply(replies, *reply, cmd::kEndOfData);
             finished = reply.has_value();
         }
+        in_data_ = false;
     } else if (usable_ && any && replies.data_reply) {
         take_final_reply(replies, *replies.data_reply, cmd::kData);
     } else if (usable_ && go_ahead) {
@@ -589,6 +678,7 @@ TransactionResult ClientSession::finish(EnvelopeReplies replies) const {
         else // unreachable unless a path above forgot one; never report delivered
             out.outcomes.push_back(
                 protocol_error(cmd::kEndOfData, settings_.peer, "transaction did not finish"));
+        out.outcomes.back().tls = tls_protocol_;
     }
     return out;
 }

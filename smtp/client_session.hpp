@@ -12,6 +12,14 @@
 // unusable; nothing here asserts on input. A recipient is Delivered only
 // after the 2xx reply to the final "." was read.
 //
+// Every outcome of a session that negotiated TLS carries the protocol
+// (core::Outcome::tls, "TLSv1.3"); clear-text sessions leave it "".
+//
+// abort() (shutdown) cancels the pending I/O and ends the session: the
+// recipients it had not settled get smtp::cancelled(), a Throttled
+// outcome, so they stay queued and are retried as soon as delivery runs
+// again. A ClientSessions lists the live sessions so shutdown can find them.
+//
 // Does not choose hosts, retry, pool connections or log per recipient:
 // that is the delivery agent's. Single-owner, runs on the transport's
 // executor; one operation at a time.
@@ -28,6 +36,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -92,13 +101,32 @@ private:
     bool finished_ = false;
 };
 
+class ClientSession;
+
+// The sessions that exist, for shutdown. Sessions add themselves on
+// construction and leave on destruction; the registry must outlive them.
+// Same executor as the sessions; not thread-safe.
+class ClientSessions {
+public:
+    // Aborts every session, or only those not sending message content
+    // (before the 354 or after the reply to the final "."): aborting one in
+    // the middle of DATA may deliver the message twice.
+    void abort(bool in_data_too);
+    [[nodiscard]] std::size_t size() const { return sessions_.size(); }
+
+private:
+    friend class ClientSession;
+    std::set<ClientSession*> sessions_;
+};
+
 struct SessionSettings {
     std::string helo_name;
     ClientTimeouts timeouts;
     TlsPolicy tls = TlsPolicy::Opportunistic;
     // nullptr: no STARTTLS (policy Required then defers with 4.7.4).
     std::shared_ptr<boost::asio::ssl::context> tls_context;
-    PeerName peer; // for outcomes and logs
+    PeerName peer;                      // for outcomes and logs
+    ClientSessions* registry = nullptr; // optional: where shutdown finds the session
 };
 
 struct Transaction {
@@ -112,6 +140,11 @@ struct TransactionResult {
     // The server accepted MAIL FROM: from here on the outcomes are this
     // host's answer (the agent does not move to the next MX host).
     bool mail_accepted = false;
+    // send_reused(): the RSET before the transaction failed (an error
+    // reply, a 421, a connection that died while idle). Nothing was decided:
+    // the outcomes only echo that failure, the connection is unusable and
+    // the transaction belongs on another connection.
+    bool reset_failed = false;
 };
 
 class ClientSession {
@@ -127,13 +160,26 @@ public:
     // One mail transaction. Leaves the session ready for the next one when
     // it stays usable (RSET sent after a transaction that did not finish).
     [[nodiscard]] boost::asio::awaitable<TransactionResult> send(Transaction transaction);
+    // The same on a reused connection: RSET first (RFC 5321 4.1.1.5, it also
+    // proves the connection is alive). With PIPELINING the RSET leads the
+    // MAIL/RCPT/DATA group in one write (RFC 2920 3.1 restricts only EHLO,
+    // DATA, VRFY, EXPN, TURN, QUIT and NOOP to the end of a group), saving a
+    // round trip per message; without it RSET waits for its reply.
+    [[nodiscard]] boost::asio::awaitable<TransactionResult> send_reused(Transaction transaction);
     // RSET: checks a reused connection is alive (RFC 5321 4.1.1.5).
     [[nodiscard]] boost::asio::awaitable<bool> reset();
     // QUIT and close; never fails (a peer that vanished is already gone).
     boost::asio::awaitable<void> quit();
     void close();
+    // Shutdown: cancels the pending operation and fails the session with
+    // smtp::cancelled(); no further bytes are exchanged (not even QUIT).
+    void abort();
 
     [[nodiscard]] bool usable() const { return usable_; }
+    // Message content is being sent or its final reply awaited.
+    [[nodiscard]] bool in_data() const { return in_data_; }
+    // "TLSv1.3" once STARTTLS succeeded, else "".
+    [[nodiscard]] const std::string& tls_protocol() const { return tls_protocol_; }
     [[nodiscard]] bool tls_active() const;
     [[nodiscard]] std::string tls_description() const;
     // STARTTLS was attempted and the handshake failed (the agent may retry
@@ -150,6 +196,7 @@ private:
         std::vector<std::optional<core::Outcome>> outcomes; // final answers per recipient
         std::vector<bool> accepted;                         // RCPT got a 2xx
         bool mail_accepted = false;
+        bool reset_failed = false; // the pipelined RSET was refused or went unanswered
         std::optional<Reply> data_reply;
     };
 
@@ -159,8 +206,9 @@ private:
     boost::asio::awaitable<std::optional<core::Outcome>> hello();
     boost::asio::awaitable<std::optional<core::Outcome>> start_tls();
     boost::asio::awaitable<std::optional<core::Outcome>> handshake();
-    boost::asio::awaitable<EnvelopeReplies> pipelined(std::string mail,
-                                                      std::vector<std::string> rcpts);
+    boost::asio::awaitable<TransactionResult> transact(Transaction transaction, bool reset_first);
+    boost::asio::awaitable<EnvelopeReplies>
+    pipelined(std::string mail, std::vector<std::string> rcpts, bool reset_first);
     boost::asio::awaitable<EnvelopeReplies> stepwise(std::string mail,
                                                      std::vector<std::string> rcpts);
     boost::asio::awaitable<EnvelopeReplies> finish_data(std::shared_ptr<const std::string> content,
@@ -170,6 +218,9 @@ private:
     void take_rcpt_reply(EnvelopeReplies& replies, std::size_t i, const Reply& reply);
     void take_final_reply(EnvelopeReplies& replies, const Reply& reply, std::string_view command);
     [[nodiscard]] TransactionResult finish(EnvelopeReplies replies) const;
+    [[nodiscard]] TransactionResult reset_failure(std::size_t recipients);
+    // The outcome for a failed read or write at this step (cancelled() once aborted).
+    [[nodiscard]] core::Outcome io_failure(const Step& step, bool timeout) const;
     // The session cannot continue; the first failure is the one reported.
     void fail(core::Outcome outcome);
     // The connection itself is unusable (I/O error, timeout, garbage).
@@ -185,6 +236,9 @@ private:
     bool usable_ = true;                   // may carry another transaction
     bool broken_ = false;                  // no more bytes can be exchanged (not even QUIT)
     bool tls_handshake_failed_ = false;
+    bool aborted_ = false;
+    bool in_data_ = false;
+    std::string tls_protocol_;
     std::uint32_t transactions_ = 0;
 };
 

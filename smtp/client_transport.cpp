@@ -12,6 +12,8 @@
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/ssl/ssl_stream.hpp>
 
+#include <set>
+
 namespace ember::smtp {
 namespace {
 
@@ -176,6 +178,11 @@ public:
             bool expired = false;
         };
         auto watch = std::make_shared<Watch>(Watch{&socket});
+        if (cancelled_)
+            co_return ConnectResult{error_code(asio::error::operation_aborted), nullptr};
+        // Listed while connecting, unlisted on every way out (a destroyed
+        // coroutine frame included), so cancel_all() never touches a dead socket.
+        const Listed listed(connecting_, &socket);
         asio::steady_timer timer(executor_);
         timer.expires_after(request.timeout);
         timer.async_wait([watch](error_code ec) {
@@ -196,8 +203,27 @@ public:
                                                   request.verify_certificate)};
     }
 
+    void cancel_all() override {
+        cancelled_ = true;
+        for (auto* socket : connecting_)
+            socket->cancel();
+    }
+
 private:
+    struct Listed {
+        Listed(std::set<tcp::socket*>& in, tcp::socket* what) : list(in), entry(what) {
+            list.insert(entry);
+        }
+        ~Listed() { list.erase(entry); }
+        Listed(const Listed&) = delete;
+        Listed& operator=(const Listed&) = delete;
+        std::set<tcp::socket*>& list;
+        tcp::socket* entry;
+    };
+
     asio::any_io_executor executor_;
+    std::set<tcp::socket*> connecting_; // sockets whose connect is in progress
+    bool cancelled_ = false;
 };
 
 } // namespace

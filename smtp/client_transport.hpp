@@ -41,6 +41,9 @@ public:
     virtual ~Connector() = default;
     // A connected transport, or the error (is_timeout() for the deadline).
     [[nodiscard]] virtual boost::asio::awaitable<ConnectResult> connect(ConnectRequest request) = 0;
+    // Shutdown: connects in progress end now with operation_aborted, and so
+    // does every later one.
+    virtual void cancel_all() {}
 };
 
 [[nodiscard]] std::unique_ptr<Connector> make_tcp_connector(boost::asio::any_io_executor executor);

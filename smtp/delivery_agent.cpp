@@ -76,6 +76,18 @@ void DeliveryAgent::close_idle() {
     pool_.close_idle();
 }
 
+void DeliveryAgent::begin_shutdown() {
+    stopping_ = true;
+    close_idle();
+}
+
+void DeliveryAgent::abort_sessions(bool in_data_too) {
+    begin_shutdown();
+    log::info("delivery.abort", "sessions={} in_data={}", sessions_.size(), in_data_too);
+    sessions_.abort(in_data_too);
+    connector_->cancel_all();
+}
+
 asio::awaitable<std::vector<Outcome>> DeliveryAgent::deliver(core::DeliveryJob job) {
     const auto start = std::chrono::steady_clock::now();
     const std::size_t n = job.recipients.size();
@@ -89,7 +101,10 @@ asio::awaitable<std::vector<Outcome>> DeliveryAgent::deliver(core::DeliveryJob j
     if (hop.failure) {
         outcomes.assign(n, *hop.failure);
     } else {
-        outcomes = co_await deliver_via(std::move(hop), std::move(transaction));
+        const std::uint32_t limit = job.max_messages_per_connection != 0
+                                        ? job.max_messages_per_connection
+                                        : config_.max_messages_per_connection;
+        outcomes = co_await deliver_via(std::move(hop), limit, std::move(transaction));
     }
     EMBER_ASSERT(outcomes.size() == n);
     const std::chrono::duration<double> took = std::chrono::steady_clock::now() - start;
@@ -161,17 +176,30 @@ asio::awaitable<DeliveryAgent::NextHop> DeliveryAgent::mx_hop(std::string domain
 // Each round checks a connection out of the pool: an idle one to reuse, or
 // room for a new one to the next address. A plaintext retry after a failed
 // opportunistic handshake takes the place of the next address.
-asio::awaitable<std::vector<Outcome>> DeliveryAgent::deliver_via(NextHop hop,
-                                                                 Transaction transaction) {
+// Shutdown ends a delivery wherever it is: hosts not tried yet are not a
+// reason to defer, the recipients are simply still queued.
+asio::awaitable<std::vector<Outcome>>
+DeliveryAgent::deliver_via(NextHop hop, std::uint32_t max_messages, Transaction transaction) {
+    const Outcome stopped = cancelled("ember shut down before the delivery finished");
+    const std::size_t n = transaction.recipients.size();
     std::optional<Outcome> last;
     std::optional<Target> plaintext_retry;
     std::size_t next = 0;
     std::uint32_t sessions = 0;
     while (plaintext_retry || (next < hop.targets.size() && next < config_.max_mx_addresses &&
                                sessions < config_.max_mx_sessions)) {
+        if (stopping_)
+            co_return std::vector<Outcome>(n, stopped);
         Checkout checkout = co_await pool_.checkout(hop.key);
+        if (stopping_)
+            co_return std::vector<Outcome>(n, stopped);
         if (checkout.reused) {
-            auto result = co_await reuse(hop.key, std::move(*checkout.reused), transaction);
+            if (checkout.reused->session->transactions() >= max_messages) {
+                co_await checkout.reused->session->quit(); // carried this job's limit already
+                continue;
+            }
+            Reuse how{hop.key, max_messages}; // a named local, never a temporary (g++ 12)
+            auto result = co_await reuse(std::move(how), std::move(*checkout.reused), transaction);
             if (result)
                 co_return std::move(result->outcomes);
             continue; // it died while idle: not the destination's failure
@@ -179,8 +207,9 @@ asio::awaitable<std::vector<Outcome>> DeliveryAgent::deliver_via(NextHop hop,
         const bool plaintext = plaintext_retry.has_value();
         const Target target = plaintext ? *plaintext_retry : hop.targets[next++];
         plaintext_retry.reset();
-        Attempt attempt = co_await try_target(hop.key, hop.tls, target, transaction, plaintext,
-                                              std::move(checkout.lease));
+        Reuse how{hop.key, max_messages};
+        Attempt attempt = co_await try_target(std::move(how), hop.tls, target, transaction,
+                                              plaintext, std::move(checkout.lease));
         if (attempt.established)
             ++sessions;
         if (attempt.result)
@@ -192,27 +221,32 @@ asio::awaitable<std::vector<Outcome>> DeliveryAgent::deliver_via(NextHop hop,
             plaintext_retry = target;
         }
     }
+    if (stopping_)
+        co_return std::vector<Outcome>(n, stopped);
     if (!last)
         last = connect_failed({hop.key, ""}, "no address to try");
-    co_return std::vector<Outcome>(transaction.recipients.size(), *last);
+    co_return std::vector<Outcome>(n, *last);
 }
 
-// RFC 5321 4.1.1.5: RSET first proves a pooled connection is still alive.
-// nullopt: it was not (or died before MAIL FROM was accepted); the caller
-// checks out another.
+// RFC 5321 4.1.1.5: RSET first proves a pooled connection is still alive
+// (send_reused). nullopt: it was not, its RSET was refused, or it died
+// before MAIL FROM was accepted; nothing was decided and the caller checks
+// out another connection.
 asio::awaitable<std::optional<TransactionResult>>
-DeliveryAgent::reuse(std::string key, PooledConnection connection, Transaction transaction) {
-    const bool alive = co_await connection.session->reset();
-    if (!alive)
+DeliveryAgent::reuse(Reuse how, PooledConnection connection, Transaction transaction) {
+    TransactionResult result = co_await connection.session->send_reused(std::move(transaction));
+    if (result.reset_failed || site_failure(result)) {
+        log::debug("delivery.reuse_failed", "host={} reason={}",
+                   connection.session->peer().display(),
+                   log::q(result.outcomes.empty() ? "" : result.outcomes.front().summary()));
+        co_await connection.session->quit(); // sends QUIT only if the connection is still sane
         co_return std::nullopt;
-    TransactionResult result = co_await connection.session->send(std::move(transaction));
-    if (site_failure(result))
-        co_return std::nullopt;
-    co_await finish(std::move(key), std::move(connection));
+    }
+    co_await finish(std::move(how), std::move(connection));
     co_return result;
 }
 
-asio::awaitable<DeliveryAgent::Attempt> DeliveryAgent::try_target(std::string key, TlsPolicy tls,
+asio::awaitable<DeliveryAgent::Attempt> DeliveryAgent::try_target(Reuse how, TlsPolicy tls,
                                                                   Target target,
                                                                   Transaction transaction,
                                                                   bool plaintext, Lease lease) {
@@ -231,6 +265,12 @@ asio::awaitable<DeliveryAgent::Attempt> DeliveryAgent::try_target(std::string ke
         attempt.failure = connect_failed(peer, ec.message());
         co_return attempt;
     }
+    if (stopping_) { // shutdown began while connecting: no session to abort
+        transport->close();
+        Attempt attempt;
+        attempt.failure = cancelled("ember shut down before the delivery finished");
+        co_return attempt;
+    }
     metrics_.connection_opened();
     ClientMetrics* metrics = &metrics_;
     std::shared_ptr<void> gauge(nullptr, [metrics](void*) { metrics->connection_closed(); });
@@ -238,13 +278,13 @@ asio::awaitable<DeliveryAgent::Attempt> DeliveryAgent::try_target(std::string ke
     PooledConnection connection{std::make_unique<ClientSession>(
                                     std::move(transport), session_settings(target, session_tls)),
                                 std::move(lease), std::move(gauge)};
-    Attempt attempt = co_await converse(std::move(key), tls, plaintext, std::move(connection),
+    Attempt attempt = co_await converse(std::move(how), tls, plaintext, std::move(connection),
                                         std::move(transaction));
     co_return attempt;
 }
 
 // The handshake and the transaction on a new connection.
-asio::awaitable<DeliveryAgent::Attempt> DeliveryAgent::converse(std::string key, TlsPolicy tls,
+asio::awaitable<DeliveryAgent::Attempt> DeliveryAgent::converse(Reuse how, TlsPolicy tls,
                                                                 bool plaintext,
                                                                 PooledConnection connection,
                                                                 Transaction transaction) {
@@ -271,29 +311,30 @@ asio::awaitable<DeliveryAgent::Attempt> DeliveryAgent::converse(std::string key,
         co_return attempt;
     }
     attempt.result = std::move(result);
-    co_await finish(std::move(key), std::move(connection));
+    co_await finish(std::move(how), std::move(connection));
     co_return attempt;
 }
 
 // Keep the connection for the next job to this destination, or say QUIT.
-asio::awaitable<void> DeliveryAgent::finish(std::string key, PooledConnection connection) {
-    const bool keep = pooling_ && pool_.worth_keeping(key) && connection.session->usable() &&
-                      connection.session->transactions() < config_.max_messages_per_connection &&
+asio::awaitable<void> DeliveryAgent::finish(Reuse how, PooledConnection connection) {
+    const bool keep = pooling_ && pool_.worth_keeping(how.key) && connection.session->usable() &&
+                      connection.session->transactions() < how.max_messages &&
                       config_.idle_timeout.count() > 0;
     if (keep) {
-        pool_.give_back(key, std::move(connection));
+        pool_.give_back(how.key, std::move(connection));
         co_return;
     }
     co_await connection.session->quit();
 }
 
-SessionSettings DeliveryAgent::session_settings(const Target& target, TlsPolicy tls) const {
+SessionSettings DeliveryAgent::session_settings(const Target& target, TlsPolicy tls) {
     SessionSettings s;
     s.helo_name = config_.helo_name;
     s.timeouts = config_.timeouts;
     s.tls = tls;
     s.tls_context = tls_;
     s.peer = {target.host, target.ip.to_string()};
+    s.registry = &sessions_;
     return s;
 }
 

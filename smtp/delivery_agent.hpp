@@ -16,8 +16,18 @@
 //      host's answer. With opportunistic TLS a failed handshake is retried
 //      once in plaintext on the same address (Postfix does the same);
 //   3. keeps the connection for the next job to that destination when it
-//      is still usable and under max_messages_per_connection, otherwise
-//      QUITs.
+//      is still usable and under the job's max_messages_per_connection
+//      (DeliveryJob's, set from the destination's provider; 0: the agent's
+//      own), otherwise QUITs. An idle connection that already carried the
+//      limit of the job that would reuse it is QUIT instead; the more
+//      specific limit wins, as PowerMTA's per-domain directives do.
+// A reused connection sends RSET before the next transaction, pipelined
+// with it when the server offers PIPELINING; a failed RSET drops the
+// connection and the job moves on to another one, nothing decided.
+// Shutdown: begin_shutdown() stops opening, pooling and reusing
+// connections; abort_sessions() ends the sessions in progress. Recipients
+// that were not settled get smtp::cancelled() (Throttled: still queued, no
+// retry spent, due again as soon as delivery runs).
 // When every address failed, each recipient gets the last failure.
 // It logs one delivery.result line per recipient in Postfix's shape and
 // feeds ClientMetrics. It never retries later: the scheduler does.
@@ -69,6 +79,14 @@ public:
 
     // Closes pooled connections now, and stops pooling new ones.
     void close_idle();
+    // No new connection, no reuse, no pooling from now on; closes idle ones.
+    void begin_shutdown();
+    // Aborts the sessions in progress (all, or those not in DATA: see
+    // ClientSessions::abort); implies begin_shutdown(). DNS lookups and
+    // TCP connects in progress end within their own timeouts.
+    void abort_sessions(bool in_data_too);
+    // Sessions that exist, idle pooled ones included.
+    [[nodiscard]] std::size_t sessions() const { return sessions_.size(); }
 
     [[nodiscard]] const ConnectionPool& pool() const { return pool_; }
 
@@ -92,17 +110,24 @@ private:
     boost::asio::awaitable<NextHop> next_hop(std::string domain);
     boost::asio::awaitable<NextHop> route_hop(std::string domain, core::Endpoint route);
     boost::asio::awaitable<NextHop> mx_hop(std::string domain);
+    // Where a job's connection goes back: the pool key and the job's limit
+    // of messages per connection (already resolved: never 0).
+    struct Reuse {
+        std::string key;
+        std::uint32_t max_messages = 1;
+    };
+
     boost::asio::awaitable<std::optional<TransactionResult>>
-    reuse(std::string key, PooledConnection connection, Transaction transaction);
-    boost::asio::awaitable<Attempt> try_target(std::string key, TlsPolicy tls, Target target,
+    reuse(Reuse reuse, PooledConnection connection, Transaction transaction);
+    boost::asio::awaitable<Attempt> try_target(Reuse reuse, TlsPolicy tls, Target target,
                                                Transaction transaction, bool plaintext,
                                                Lease lease);
-    boost::asio::awaitable<Attempt> converse(std::string key, TlsPolicy tls, bool plaintext,
+    boost::asio::awaitable<Attempt> converse(Reuse reuse, TlsPolicy tls, bool plaintext,
                                              PooledConnection connection, Transaction transaction);
-    boost::asio::awaitable<std::vector<core::Outcome>> deliver_via(NextHop hop,
-                                                                   Transaction transaction);
-    boost::asio::awaitable<void> finish(std::string key, PooledConnection connection);
-    [[nodiscard]] SessionSettings session_settings(const Target& target, TlsPolicy tls) const;
+    boost::asio::awaitable<std::vector<core::Outcome>>
+    deliver_via(NextHop hop, std::uint32_t max_messages, Transaction transaction);
+    boost::asio::awaitable<void> finish(Reuse reuse, PooledConnection connection);
+    [[nodiscard]] SessionSettings session_settings(const Target& target, TlsPolicy tls);
     void report(const core::DeliveryJob& job, const std::vector<core::Outcome>& outcomes,
                 double seconds);
 
@@ -112,9 +137,11 @@ private:
     std::shared_ptr<boost::asio::ssl::context> tls_;
     ClientMetrics& metrics_;
     std::unique_ptr<Connector> connector_;
+    ClientSessions sessions_; // before pool_: pooled sessions leave it when destroyed
     ConnectionPool pool_;
     std::mt19937_64 rng_;
     bool pooling_ = true;
+    bool stopping_ = false;
 };
 
 // "[smarthost.example]:587" style text of a route, the reuse key's base.

@@ -204,7 +204,8 @@ Outcome expired(std::string_view last_deferral) {
 }
 
 Outcome cancelled(std::string_view detail) {
-    return local(OutcomeKind::Deferred, OutcomeScope::Site, 421, "4.3.2", std::string(detail),
+    // not_before_ms 0: due again at once (the scheduler adds its minimum pause).
+    return local(OutcomeKind::Throttled, OutcomeScope::Site, 421, "4.3.2", std::string(detail),
                  "shutdown", {});
 }
 

@@ -114,8 +114,12 @@ inline constexpr std::string_view kDns = "dns";
 // expired": "useful only as a persistent transient error", so the class
 // stays 4 while the action is failed); the text carries the last deferral.
 [[nodiscard]] core::Outcome expired(std::string_view last_deferral);
-// ember stopped the attempt (shutdown): Deferred 4.3.2 (system not
-// accepting network messages), so the recipients are retried.
+// ember stopped the attempt (shutdown): Throttled 421 4.3.2 (system not
+// accepting network messages). Not Deferred: the interruption is ours, not
+// the destination's, so it must not spend a retry, count toward
+// max_retry_time (a message near expiry would bounce) or raise the
+// destination's deferral rate in warm-up; the recipients stay queued and
+// are due again as soon as delivery runs.
 [[nodiscard]] core::Outcome cancelled(std::string_view detail);
 
 } // namespace ember::smtp

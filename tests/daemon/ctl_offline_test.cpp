@@ -565,3 +565,71 @@ TEST_CASE("emberctl classify passes the words after the verb and the global --js
     CHECK(code == 0);
     CHECK(json::parse(out.str()).at("reason") == "userunknown");
 }
+
+// --- check-domain: the VERP return path ---
+
+namespace {
+
+// The fixture's config plus a [feedback] section giving example.com a
+// bounce domain (and VERP on or off).
+void add_bounce_domain(const DomainFixture& f, const std::string& bounce, bool verp) {
+    std::ofstream(f.config, std::ios::app)
+        << "[feedback]\ntoken_keys = [\"k1:0123456789abcdef0123\"]\nverp = "
+        << (verp ? "true" : "false") << "\nbounce_domains = { \"example.com\" = \"" << bounce
+        << "\" }\n";
+}
+
+} // namespace
+
+TEST_CASE("check-domain checks the SPF of the VERP return path and says what to publish") {
+    DomainFixture f;
+    add_bounce_domain(f, "bounce.example.com", true);
+    const std::vector<json::object> base = {txt("example.com", kSpfOk),
+                                            txt("s2026._domainkey.example.com", f.ours.record),
+                                            txt("_dmarc.example.com", kDmarc)};
+
+    const auto missing = f.check(base);
+    CAPTURE(missing.out);
+    CHECK(missing.exit_code == 0); // DKIM still aligns
+    CHECK(missing.out.find("FAIL  spf    return path bounce.example.com, 192.0.2.10: none") !=
+          std::string::npos);
+    CHECK(missing.out.find("publish TXT at bounce.example.com: v=spf1 ip4:192.0.2.10 -all\n") !=
+          std::string::npos);
+    CHECK(missing.out.find("aligns: DKIM\n") != std::string::npos); // not SPF: VERP is on
+    const auto missing_json = json::parse(f.check(base, true).out).as_object();
+    CHECK(missing_json.at("return_path_domain") == "bounce.example.com");
+    CHECK(missing_json.at("spf_aligned") == false);
+
+    auto published = base;
+    published.push_back(txt("bounce.example.com", "v=spf1 ip4:192.0.2.10 -all"));
+    const auto ok = f.check(published);
+    CAPTURE(ok.out);
+    CHECK(ok.exit_code == 0);
+    CHECK(ok.out.find("OK    spf    return path bounce.example.com, 192.0.2.10: pass "
+                      "(ip4:192.0.2.10)\n") != std::string::npos);
+    CHECK(ok.out.find("aligns: DKIM and SPF") != std::string::npos);
+}
+
+TEST_CASE("with VERP a return path outside the domain's organization never aligns SPF") {
+    DomainFixture f;
+    add_bounce_domain(f, "bounces.esp.test", true);
+    const auto printed =
+        f.check({txt("example.com", kSpfOk), txt("bounces.esp.test", "v=spf1 ip4:192.0.2.10 -all"),
+                 txt("_dmarc.example.com", kDmarc)});
+    CAPTURE(printed.out);
+    CHECK(printed.exit_code == 1); // no DKIM record published, and SPF does not align
+    CHECK(printed.out.find("the return path domain bounces.esp.test does not align with "
+                           "example.com") != std::string::npos);
+}
+
+TEST_CASE("without VERP the bounce domain's SPF is shown but the domain's own decides") {
+    DomainFixture f;
+    add_bounce_domain(f, "bounce.example.com", false);
+    const auto printed = f.check({txt("example.com", kSpfOk), txt("_dmarc.example.com", kDmarc)});
+    CAPTURE(printed.out);
+    CHECK(printed.exit_code == 0); // SPF of example.com aligns
+    CHECK(printed.out.find("publish TXT at bounce.example.com: v=spf1 ip4:192.0.2.10 -all\n") !=
+          std::string::npos);
+    CHECK(printed.out.find("[feedback] verp is off") != std::string::npos);
+    CHECK(printed.out.find("aligns: SPF") != std::string::npos);
+}

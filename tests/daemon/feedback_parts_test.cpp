@@ -311,3 +311,54 @@ batch_size = 10
         CHECK(diag.to_string().find("ember.toml:") != std::string::npos);
     }
 }
+
+namespace {
+
+// Answers each recipient with the outcome of its job's position.
+struct TlsDeliverer final : core::Deliverer {
+    std::vector<std::string> protocols; // one job each, in order
+    std::size_t next = 0;
+    asio::awaitable<std::vector<core::Outcome>> deliver(core::DeliveryJob job) override {
+        core::Outcome o;
+        o.kind = core::OutcomeKind::Delivered;
+        o.code = 250;
+        o.enhanced = "2.0.0";
+        o.command = "end of data";
+        o.remote_host = "mx1.dest.test";
+        o.remote_ip = "192.0.2.1";
+        o.tls = protocols.at(next++);
+        co_return std::vector<core::Outcome>(job.recipients.size(), o);
+    }
+};
+
+} // namespace
+
+TEST_CASE("delivered outcomes carry TLS into events and the compliance tls_share") {
+    Fixture f;
+    TlsDeliverer inner;
+    inner.protocols = {"TLSv1.3", "TLSv1.3", ""};
+    auto& observer = f.service->observe(inner);
+    for (const auto* to : {"a@dest.test", "b@dest.test", "c@dest.test"})
+        (void)f.run(observer.deliver(job_for({to})));
+    const auto events = f.events();
+    REQUIRE(events.size() == 3);
+    CHECK(events[0].tls == true);
+    CHECK(events[0].extra.at("tls_protocol") == "TLSv1.3");
+    CHECK(events[2].tls == false);
+    CHECK_FALSE(events[2].extra.contains("tls_protocol"));
+    const auto r = admin(f, daemon::compliance(f.service.get(), nullptr, {},
+                                               json::object{{"domain", "sender.test"}}));
+    const auto doc = object(r);
+    bool seen = false;
+    for (const auto& rule : doc.at("domains").as_array().at(0).as_object().at("rules").as_array()) {
+        if (rule.at("rule") != "tls_share")
+            continue;
+        seen = true;
+        CAPTURE(json::serialize(rule));
+        CHECK(rule.at("result") == "fail"); // one of three went in clear text
+        CHECK(rule.at("measured_text") == "66.67 %");
+        CHECK(rule.at("why").as_string().find("1 of 3 deliveries went without TLS") !=
+              std::string::npos);
+    }
+    CHECK(seen);
+}

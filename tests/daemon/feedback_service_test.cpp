@@ -474,3 +474,31 @@ TEST_CASE("a submission to ours and to others is split: ours read, the others qu
     CHECK(events[1].type == feedback::EventType::Received);
     CHECK(events[1].recipient == "friend@dest.test");
 }
+
+// ---- metrics ------------------------------------------------------------------
+
+TEST_CASE("a /metrics scrape reuses the suppression counts for 30 s instead of rescanning") {
+    Fixture f;
+    const auto suppress = [&f](const std::string& address) {
+        const auto r = f.run(f.service->suppress(feedback::SuppressionEntry{
+            address, "", feedback::SuppressionReason::HardBounce, f.now, "test"}));
+        REQUIRE(r.status == feedback::WriteStatus::Ok);
+    };
+    const auto hard_bounces = [&f] {
+        const auto text = f.metrics.render();
+        const std::string series = "ember_suppression_entries{reason=\"hard-bounce\"} ";
+        const auto at = text.find(series);
+        REQUIRE(at != std::string::npos);
+        return text.substr(at + series.size(), text.find('\n', at) - at - series.size());
+    };
+    suppress("a@dest.test");
+    CHECK(hard_bounces() == "1");
+    suppress("b@dest.test");
+    f.now += 29'000;
+    CHECK(hard_bounces() == "1"); // the count of the last scan, no table scan
+    f.now += 1'000;
+    CHECK(hard_bounces() == "2"); // counted again once 30 s old
+    f.now -= 60'000;              // a clock stepped back recounts at once
+    suppress("c@dest.test");
+    CHECK(hard_bounces() == "3");
+}

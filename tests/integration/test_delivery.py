@@ -11,8 +11,11 @@ it fails; waits poll with a limit, nothing sleeps to make a result true.
 
 import contextlib
 import re
+import signal
 import smtplib
+import socket
 import tempfile
+import threading
 import uuid
 
 from delivery_peers import (IMPLICIT, MX1, MX2, ROUTED, SECURE_MX, SENDER, SENDER_MX, TLS_MX,
@@ -545,3 +548,70 @@ def test_metrics_count_delivered_attempts_and_connections():
               "ember_delivery_connections_active gauge")
         sessions = metric_values(text, "ember_delivery_connections_total")
         check(sum(v for _, v in sessions) >= 1, f"sessions counted: {sessions}")
+
+
+# ---- 19. shutdown ----
+
+class Tarpit:
+    """Accepts TCP connections on ip:port and never says a word (no
+    greeting), like a tarpitting receiver; holds them until stopped."""
+
+    def __init__(self, ip, port):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind((ip, port))
+        self.sock.listen(16)
+        self.held = []
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+
+    def _accept(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return  # closed by __exit__
+            self.held.append(conn)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self.sock.close()
+        self.thread.join(10)
+        for conn in self.held:
+            conn.close()
+        return False
+
+
+def test_sigterm_cuts_off_a_session_waiting_for_a_greeting_and_keeps_the_recipient():
+    with contextlib.ExitStack() as stack:
+        dns = stack.enter_context(DnsServer())
+        port = free_port()
+        tarpit = stack.enter_context(Tarpit(MX1, port))  # other.test's only MX
+        sections = delivery_sections(dns, port, {"greeting_timeout": "120s"})
+        d = stack.enter_context(Daemon(sections=sections))
+        qid = submit(d, ["user@other.test"])
+        wait_until(lambda: tarpit.held, 20, "the daemon connected to the tarpit")
+        d.mark_log()
+        d.signal(signal.SIGTERM)
+        # Exits long before greeting_timeout (120s): no timing beyond that.
+        expect_eq(d.proc.wait(100), 0, "clean exit while a session waits for a greeting")
+        d.proc = None
+        log = d.log()
+        check(re.search(r"delivery\.abort ", log), f"the session was cut off:\n{log[-3000:]}")
+        check(not re.search(r"delivery\.result [^\n]*status=(deferred|failed)", log),
+              "the cut-off attempt is neither a deferral nor a failure")
+        # Restarted with delivery held, the recipient is still queued, with
+        # no attempt spent, and due at once.
+        d.sections["delivery"]["hold"] = True
+        d.write_config()
+        d.start()
+        check(qid in d.queue_ids(), "the message is still queued")
+        r = recipient(d, qid, "user@other.test")
+        expect_eq(r["state"], "queued", f"recipient state ({r})")
+        expect_eq(r["attempts"], 0, f"attempts spent by the cut-off session ({r})")

@@ -36,6 +36,7 @@ struct Run {
 struct Plan {
     std::vector<smtp::Transaction> transactions;
     bool reset_between = false; // RSET before every transaction but the first (reuse)
+    bool send_reused = false;   // send_reused() for every transaction but the first
 };
 
 smtp::SessionSettings settings(smtp::TlsPolicy tls = smtp::TlsPolicy::None) {
@@ -71,7 +72,11 @@ asio::awaitable<void> drive(std::unique_ptr<smtp::Transport> transport,
             const bool reset = co_await session.reset();
             (void)reset;
         }
-        auto result = co_await session.send(std::move(plan.transactions[i]));
+        smtp::TransactionResult result;
+        if (i > 0 && plan.send_reused)
+            result = co_await session.send_reused(std::move(plan.transactions[i]));
+        else
+            result = co_await session.send(std::move(plan.transactions[i]));
         out->results.push_back(std::move(result));
     }
     out->usable_after = session.usable();
@@ -119,11 +124,16 @@ std::string kinds(const std::vector<core::Outcome>& outcomes) {
     for (const auto& o : outcomes) {
         if (!out.empty())
             out += ' ';
-        out += o.kind == OutcomeKind::Delivered  ? "delivered"
-               : o.kind == OutcomeKind::Deferred ? "deferred"
-                                                 : "failed";
+        out += core::kind_name(o.kind);
     }
     return out;
+}
+
+std::string received(const Run& r) {
+    std::string all;
+    for (const auto& read : r.reads)
+        all += read;
+    return all;
 }
 
 bool has_read(const Run& r, const std::string& bytes) {
@@ -167,6 +177,7 @@ TEST_CASE("a pipelined transaction sends MAIL, every RCPT and DATA in one write"
     CHECK(o.remote_host == "mx.test");
     CHECK(o.remote_ip == "192.0.2.1");
     CHECK_FALSE(o.local);
+    CHECK(o.tls.empty()); // clear text
     REQUIRE(r.bodies.size() == 1);
     CHECK(r.bodies[0] == kContent + ".\r\n");
 }
@@ -978,4 +989,103 @@ TEST_CASE("plaintext sent after the 220 to STARTTLS is refused as response injec
     CHECK(r.opened->enhanced == "4.5.0");
     CHECK(r.opened->text.find("injection") != std::string::npos);
     CHECK_FALSE(r.tls_handshake_failed);
+}
+
+namespace {
+
+// One delivered pipelined transaction for b@d.test.
+void pipelined_delivery(test::ScriptedPeer& peer) {
+    peer.expect("MAIL FROM:<a@s.test>")
+        .expect("RCPT TO:<b@d.test>")
+        .expect("DATA")
+        .send("250 ok")
+        .send("250 ok")
+        .send("354 go")
+        .expect_data()
+        .send("250 ok");
+}
+
+} // namespace
+
+TEST_CASE("on a reused connection with PIPELINING, RSET leads the MAIL/RCPT/DATA group") {
+    auto peer = greeted("PIPELINING");
+    pipelined_delivery(peer);
+    peer.expect("RSET")
+        .expect("MAIL FROM:<a@s.test>")
+        .expect("RCPT TO:<b@d.test>")
+        .expect("DATA")
+        .send("250 2.0.0 reset")
+        .send("250 ok")
+        .send("250 ok")
+        .send("354 go")
+        .expect_data()
+        .send("250 2.0.0 queued");
+    peer.expect("QUIT").send("221 bye");
+    Plan plan{{transaction({"b@d.test"}), transaction({"b@d.test"})}};
+    plan.send_reused = true;
+    const Run r = run(peer, plan);
+    CHECK(r.peer_errors.empty());
+    REQUIRE(r.results.size() == 2);
+    CHECK_FALSE(r.results[1].reset_failed);
+    CHECK(kinds(r.results[1].outcomes) == "delivered");
+    CHECK(has_read(r, "RSET\r\nMAIL FROM:<a@s.test>\r\nRCPT TO:<b@d.test>\r\nDATA\r\n"));
+    CHECK(r.bodies.size() == 2);
+}
+
+TEST_CASE("a failed pipelined RSET drops the connection and decides nothing") {
+    struct Case {
+        std::string name;
+        std::string rset_reply; // "" hangs up instead of answering
+    };
+    const std::vector<Case> cases{
+        {"transient refusal", "451 4.3.0 try again"},
+        {"permanent refusal", "502 5.5.1 RSET not implemented"},
+        {"421 closing", "421 4.4.2 idle too long"},
+        {"hang-up", ""},
+    };
+    for (const auto& c : cases) {
+        CAPTURE(c.name);
+        auto peer = greeted("PIPELINING");
+        pipelined_delivery(peer);
+        peer.expect("RSET")
+            .expect("MAIL FROM:<a@s.test>")
+            .expect("RCPT TO:<b@d.test>")
+            .expect("DATA");
+        if (c.rset_reply.empty())
+            peer.hang_up();
+        else // the rest of the group is answered; the client must not go on
+            peer.send(c.rset_reply).send("250 ok").send("250 ok").send("354 go").expect_data();
+        Plan plan{{transaction({"b@d.test"}), transaction({"b@d.test"})}};
+        plan.send_reused = true;
+        const Run r = run(peer, plan);
+        REQUIRE(r.results.size() == 2);
+        CHECK(r.results[1].reset_failed);
+        CHECK_FALSE(r.results[1].mail_accepted);
+        REQUIRE(r.results[1].outcomes.size() == 1);
+        CHECK(r.results[1].outcomes[0].kind != OutcomeKind::Delivered);
+        CHECK_FALSE(r.usable_after);
+        CHECK(r.bodies.size() == 1); // no content went out after the failed RSET
+        CHECK(received(r).find("QUIT") == std::string::npos); // would be read as content
+    }
+}
+
+TEST_CASE("without PIPELINING a refused RSET is answered with QUIT and decides nothing") {
+    auto peer = greeted("8BITMIME");
+    peer.expect("MAIL FROM:<a@s.test>")
+        .send("250 ok")
+        .expect("RCPT TO:<b@d.test>")
+        .send("250 ok")
+        .expect("DATA")
+        .send("354 go")
+        .expect_data()
+        .send("250 ok");
+    peer.expect("RSET").send("500 5.5.1 no").expect("QUIT").send("221 bye");
+    Plan plan{{transaction({"b@d.test"}), transaction({"b@d.test"})}};
+    plan.send_reused = true;
+    const Run r = run(peer, plan);
+    CHECK(r.peer_errors.empty());
+    REQUIRE(r.results.size() == 2);
+    CHECK(r.results[1].reset_failed);
+    CHECK(kinds(r.results[1].outcomes) == "failed"); // what RSET got; the agent discards it
+    CHECK(received(r).find("MAIL FROM", received(r).find("RSET")) == std::string::npos);
 }

@@ -12,13 +12,17 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ssl/context.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <doctest/doctest.h>
+#include <fmt/core.h>
 #include <prometheus/registry.h>
 
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <deque>
@@ -243,9 +247,7 @@ std::string kinds(const std::vector<core::Outcome>& outcomes) {
     for (const auto& o : outcomes) {
         if (!out.empty())
             out += ' ';
-        out += o.kind == OutcomeKind::Delivered  ? "delivered"
-               : o.kind == OutcomeKind::Deferred ? "deferred"
-                                                 : "failed";
+        out += core::kind_name(o.kind);
     }
     return out;
 }
@@ -811,6 +813,11 @@ void run_loopback(const LoopbackCase& c) {
     CHECK(kinds(out) == c.want_kind);
     CHECK(out[0].enhanced == c.want_enhanced);
     CHECK(out[0].text.find(c.want_text) != std::string::npos);
+    // The outcome names the protocol of a session that negotiated TLS, and
+    // only of such a session.
+    CHECK(out[0].tls.starts_with("TLSv1.") == c.want_tls);
+    if (!c.want_tls)
+        CHECK(out[0].tls.empty());
     if (c.want_kind == "delivered") {
         REQUIRE(server.sink.messages.size() == 1);
         CHECK(server.sink.messages[0].info.tls.empty() == !c.want_tls);
@@ -901,4 +908,179 @@ TEST_CASE("a server that never greets times out as a lost connection, and the ne
     CHECK(out[0].text ==
           "conversation with mx.test[127.0.0.1] timed out while receiving the initial server "
           "greeting");
+}
+
+namespace {
+
+// Two jobs to d.test on one connection (RSET between), with the limit of
+// messages per connection of each job.
+std::vector<core::DeliveryJob> jobs_with_limits(const std::vector<std::uint32_t>& limits) {
+    std::vector<core::DeliveryJob> jobs;
+    char name = 'b';
+    for (const auto limit : limits) {
+        auto j = job("d.test", {std::string(1, name++) + "@d.test"});
+        j.max_messages_per_connection = limit;
+        jobs.push_back(std::move(j));
+    }
+    return jobs;
+}
+
+} // namespace
+
+TEST_CASE("a job's max_messages_per_connection overrides the agent's and QUITs when reached") {
+    Fixture f; // the agent's own limit is 100
+    f.resolver.mx("d.test", {{10, "mx.d.test"}});
+    f.resolver.host("mx.d.test", "192.0.2.1");
+    auto& connector = f.start();
+    connector.scripts["192.0.2.1"].push_back(delivering({"b@d.test"}, true));
+    connector.scripts["192.0.2.1"].push_back(delivering({"c@d.test"}, true));
+    const auto out = f.deliver(jobs_with_limits({1, 1}));
+    CHECK(connector.peer_errors().empty());
+    CHECK(kinds(out.at(0)) == "delivered");
+    CHECK(kinds(out.at(1)) == "delivered");
+    CHECK(connector.requests.size() == 2);
+}
+
+TEST_CASE("an idle connection that carried a job's limit is QUIT instead of reused for it") {
+    Fixture f;
+    f.resolver.mx("d.test", {{10, "mx.d.test"}});
+    f.resolver.host("mx.d.test", "192.0.2.1");
+    auto& connector = f.start();
+    auto first = delivering({"b@d.test"}, false); // limit 0: the agent's 100, pooled
+    first.expect("RSET").send("250 ok");
+    transaction(first, {"c@d.test"});     // limit 0 again: reused, pooled with 2 messages
+    first.expect("QUIT").send("221 bye"); // the third job allows 2: not reused
+    connector.scripts["192.0.2.1"].push_back(first);
+    connector.scripts["192.0.2.1"].push_back(delivering({"d@d.test"}, false));
+    const auto out = f.deliver(jobs_with_limits({0, 0, 2}));
+    CHECK(connector.peer_errors().empty());
+    for (const auto& o : out)
+        CHECK(kinds(o) == "delivered");
+    CHECK(connector.requests.size() == 2);
+}
+
+TEST_CASE("a reused pipelining connection sends RSET with the next transaction in one write") {
+    Fixture f;
+    f.resolver.mx("d.test", {{10, "mx.d.test"}});
+    f.resolver.host("mx.d.test", "192.0.2.1");
+    auto& connector = f.start();
+    auto peer = test::greeted_peer("PIPELINING");
+    for (const auto* r : {"b@d.test", "c@d.test"}) {
+        if (std::string(r) == "c@d.test")
+            peer.expect("RSET");
+        peer.expect("MAIL FROM:<a@s.test>").expect(fmt::format("RCPT TO:<{}>", r)).expect("DATA");
+        if (std::string(r) == "c@d.test")
+            peer.send("250 ok");
+        peer.send("250 ok").send("250 ok").send("354 go").expect_data().send("250 ok");
+    }
+    connector.scripts["192.0.2.1"].push_back(peer);
+    const auto out = f.deliver(jobs_with_limits({0, 0}));
+    CHECK(connector.peer_errors().empty());
+    CHECK(kinds(out.at(1)) == "delivered");
+    CHECK(connector.requests.size() == 1);
+    const auto& reads = connector.peers.at(0)->reads();
+    CHECK(std::find(reads.begin(), reads.end(),
+                    "RSET\r\nMAIL FROM:<a@s.test>\r\nRCPT TO:<c@d.test>\r\nDATA\r\n") !=
+          reads.end());
+}
+
+TEST_CASE("a refused pipelined RSET moves the job to a fresh connection, nothing lost") {
+    Fixture f;
+    f.resolver.mx("d.test", {{10, "mx.d.test"}});
+    f.resolver.host("mx.d.test", "192.0.2.1");
+    auto& connector = f.start();
+    auto first = test::greeted_peer("PIPELINING");
+    first.expect("MAIL FROM:<a@s.test>").expect("RCPT TO:<b@d.test>").expect("DATA");
+    first.send("250 ok").send("250 ok").send("354 go").expect_data().send("250 ok");
+    first.expect("RSET").expect("MAIL FROM:<a@s.test>").expect("RCPT TO:<c@d.test>").expect("DATA");
+    first.send("503 5.5.1 confused").send("250 ok").send("250 ok").send("354 go").expect_data();
+    connector.scripts["192.0.2.1"].push_back(first);
+    auto second = test::greeted_peer("PIPELINING");
+    second.expect("MAIL FROM:<a@s.test>").expect("RCPT TO:<c@d.test>").expect("DATA");
+    second.send("250 ok").send("250 ok").send("354 go").expect_data().send("250 ok");
+    connector.scripts["192.0.2.1"].push_back(second);
+    const auto out = f.deliver(jobs_with_limits({0, 0}));
+    CHECK(kinds(out.at(0)) == "delivered");
+    CHECK(kinds(out.at(1)) == "delivered");
+    CHECK(connector.requests.size() == 2);
+    CHECK(connector.peers.at(0)->bodies().size() == 1); // no content after the failed RSET
+    CHECK(connector.peers.at(1)->bodies().size() == 1);
+}
+
+namespace {
+
+// Calls `act` once `ready` holds, looking every few milliseconds (ordering,
+// not timing: nothing asserts how long it took).
+asio::awaitable<void> when(std::function<bool()> ready, std::function<void()> act, int tries) {
+    asio::steady_timer timer(co_await asio::this_coro::executor);
+    for (int i = 0; i < tries && !ready(); ++i) {
+        timer.expires_after(std::chrono::milliseconds(5));
+        auto [ec] = co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+        (void)ec;
+    }
+    act();
+}
+
+void spawn_when(asio::io_context& io, std::function<bool()> ready, std::function<void()> act,
+                int tries = 2000) {
+    asio::co_spawn(io, when(std::move(ready), std::move(act), tries), [](std::exception_ptr e) {
+        if (e)
+            std::rethrow_exception(e);
+    });
+}
+
+} // namespace
+
+TEST_CASE("aborting a session that waits for a greeting leaves its recipients queued") {
+    Fixture f;
+    f.resolver.mx("d.test", {{10, "mx1.d.test"}, {20, "mx2.d.test"}});
+    f.resolver.host("mx1.d.test", "192.0.2.1");
+    f.resolver.host("mx2.d.test", "192.0.2.2");
+    auto& connector = f.start();
+    test::ScriptedPeer tarpit; // never greets: waits for a command that never comes
+    tarpit.expect("EHLO client.test");
+    connector.scripts["192.0.2.1"].push_back(tarpit);
+    connector.scripts["192.0.2.2"].push_back(delivering({"b@d.test", "c@d.test"}, true));
+    auto* agent = f.agent.get();
+    spawn_when(
+        f.io, [agent] { return agent->sessions() > 0; }, [agent] { agent->abort_sessions(false); });
+    const auto out = f.deliver_one(job("d.test", {"b@d.test", "c@d.test"}));
+    CHECK(kinds(out) == "throttled throttled"); // not an attempt: no retry spent, no expiry
+    CHECK(out[0].enhanced == "4.3.2");
+    CHECK(connector.requests.size() == 1); // shutdown does not move on to the next host
+    CHECK(f.agent->sessions() == 0);
+}
+
+TEST_CASE("shutdown aborts a session in DATA only when asked to, and never connects again") {
+    Fixture f;
+    f.resolver.mx("d.test", {{10, "mx.d.test"}});
+    f.resolver.host("mx.d.test", "192.0.2.1");
+    auto& connector = f.start();
+    auto slow = test::greeted_peer("8BITMIME");
+    slow.expect("MAIL FROM:<a@s.test>").send("250 ok").expect("RCPT TO:<b@d.test>").send("250 ok");
+    slow.expect("DATA").send("354 go").expect_data().expect("never answers the dot");
+    connector.scripts["192.0.2.1"].push_back(slow);
+    auto* agent = f.agent.get();
+    auto* peer_list = &connector.peers;
+    bool alive_after_first_abort = false;
+    spawn_when(
+        f.io, [peer_list] { return !peer_list->empty() && !peer_list->front()->bodies().empty(); },
+        [&f, agent, &alive_after_first_abort] {
+            agent->abort_sessions(false); // in DATA: left alone
+            spawn_when(
+                f.io, [] { return false; }, // a few turns of the loop later
+                [agent, &alive_after_first_abort] {
+                    alive_after_first_abort = agent->sessions() == 1;
+                    agent->abort_sessions(true);
+                },
+                5);
+        });
+    std::vector<core::DeliveryJob> jobs;
+    jobs.push_back(job("d.test", {"b@d.test"}));
+    jobs.push_back(job("d.test", {"c@d.test"})); // starts after shutdown began
+    const auto out = f.deliver(std::move(jobs));
+    CHECK(alive_after_first_abort);
+    CHECK(kinds(out.at(0)) == "throttled");
+    CHECK(kinds(out.at(1)) == "throttled");
+    CHECK(connector.requests.size() == 1);
 }

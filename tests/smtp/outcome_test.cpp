@@ -132,7 +132,7 @@ TEST_CASE("local failures carry the enhanced codes of RFC 3463 and a clear text"
          OutcomeScope::Message, "message size 2000 exceeds size limit 1000"},
         {"expired", smtp::expired("450 4.2.1 busy"), "failed", 451, "4.4.7",
          OutcomeScope::Recipient, "delivery time expired; last deferral: 450 4.2.1 busy"},
-        {"cancelled", smtp::cancelled("shutting down"), "deferred", 421, "4.3.2", site,
+        {"cancelled", smtp::cancelled("shutting down"), "throttled", 421, "4.3.2", site,
          "shutting down"},
     };
     for (const auto& c : cases) {
