@@ -5,7 +5,10 @@
 #include "daemon/admin_server.hpp"
 #include "daemon/admin_verbs.hpp"
 #include "daemon/alignment_policy.hpp"
+#include "daemon/api_service.hpp"
 #include "daemon/authenticator.hpp"
+#include "daemon/contact_events.hpp"
+#include "daemon/contacts_verbs.hpp"
 #include "daemon/delivery_service.hpp"
 #include "daemon/delivery_verbs.hpp"
 #include "daemon/feedback_http.hpp"
@@ -14,7 +17,9 @@
 #include "daemon/feedback_verbs.hpp"
 #include "daemon/http_server.hpp"
 #include "daemon/metrics.hpp"
+#include "daemon/personalize_service.hpp"
 #include "daemon/queue_sink.hpp"
+#include "daemon/submission_personalize.hpp"
 #include "daemon/warmup_service.hpp"
 #include "daemon/warmup_verbs.hpp"
 #include "smtp/listener.hpp"
@@ -137,6 +142,7 @@ private:
     bool start();
     bool start_warmup();
     bool start_feedback();
+    void start_personalize_submission();
     void apply_log_level(const Config& c) const;
     asio::awaitable<void> signal_loop();
     json::object reload();
@@ -155,13 +161,19 @@ private:
     std::unique_ptr<QueueSink> sink_;
     std::unique_ptr<smtp::ServerMetrics> smtp_metrics_;
     std::unique_ptr<UsersAuthenticator> auth_;
-    std::unique_ptr<WarmupService> warmup_;     // before delivery_: its gate refers to it
-    std::unique_ptr<FeedbackService> feedback_; // before delivery_: its stages refer to it
+    std::unique_ptr<WarmupService> warmup_;           // before delivery_: its gate refers to it
+    std::unique_ptr<FeedbackService> feedback_;       // before delivery_: its stages refer to it
+    std::unique_ptr<PersonalizeService> personalize_; // before delivery_: likewise
     std::unique_ptr<FeedbackSink> feedback_sink_;
     std::unique_ptr<DeliveryService> delivery_;
     std::unique_ptr<AlignmentGate> gate_;
+    std::unique_ptr<PersonalizeGate> personalize_gate_; // templates, X-Ember-* at submission
+    std::unique_ptr<PolicyChain> policies_;             // gate_, then personalize_gate_
+    std::unique_ptr<SendTimePlanner> planner_;          // X-Ember-Send-Within, in sink_
+    std::unique_ptr<ContactJobs> contact_jobs_;         // before personalize_ is destroyed
     std::unique_ptr<smtp::ServerContext> server_;
     std::vector<std::unique_ptr<smtp::Listener>> listeners_;
+    std::unique_ptr<ApiService> api_; // before http_: its routes refer to it
     std::unique_ptr<HttpServer> http_;
     std::unique_ptr<AdminServer> admin_;
     asio::signal_set signals_;
@@ -196,8 +208,15 @@ bool App::start() {
     }
     if (!start_warmup() || !start_feedback())
         return false;
-    delivery_ = DeliveryService::create(io_.get_executor(), config_, *store_, metrics_.registry(),
-                                        pool_, error, warmup_.get(), feedback_.get());
+    personalize_ = PersonalizeService::create(io_.get_executor(), config_, *store_, error,
+                                              feedback_.get(), &pool_);
+    if (!personalize_) {
+        log::error("personalize.start_failed", "error={}", log::q(error));
+        return false;
+    }
+    delivery_ =
+        DeliveryService::create(io_.get_executor(), config_, *store_, metrics_.registry(), pool_,
+                                error, warmup_.get(), feedback_.get(), personalize_.get());
     if (!delivery_) {
         log::error("delivery.start_failed", "error={}", log::q(error));
         return false;
@@ -206,12 +225,13 @@ bool App::start() {
                                             alignment_settings(config_, delivery_->signer()));
     sink_ = std::make_unique<QueueSink>(*store_);
     sink_->on_committed([this] { delivery_->notify(); });
+    start_personalize_submission();
     feedback_sink_ = std::make_unique<FeedbackSink>(*feedback_, *sink_);
     smtp_metrics_ = std::make_unique<smtp::ServerMetrics>(metrics_.registry());
     auth_ = std::make_unique<UsersAuthenticator>(pool_, std::move(users), config_.smtp);
     server_ = std::make_unique<smtp::ServerContext>(smtp::ServerContext{
         make_settings(config_, std::move(tls)), *feedback_sink_, *auth_, *smtp_metrics_, {}, {}});
-    server_->policy = gate_.get();
+    server_->policy = policies_.get();
     server_->recipients = feedback_.get();
     delivery_->start();
 
@@ -231,8 +251,12 @@ bool App::start() {
         Router router;
         add_metrics_route(router, metrics_);
         add_unsubscribe_routes(router, *feedback_);
+        api_ = std::make_unique<ApiService>(
+            ApiParts{server_.get(), store_.get(), feedback_.get(), &personalize_->contacts()},
+            api_settings(config_));
+        add_api_routes(router, *api_);
         http_ = std::make_unique<HttpServer>(io_.get_executor(), *config_.http.listen,
-                                             std::move(router));
+                                             std::move(router), api_http_limits(config_));
         if (const auto err = http_->start(); !err.empty()) {
             log::error("http.bind_failed", "error={}", log::q(err));
             return false;
@@ -245,6 +269,8 @@ bool App::start() {
     add_queue_verbs(*admin_, *store_);
     add_delivery_verbs(*admin_, delivery_->scheduler());
     add_warmup_verbs(*admin_, *warmup_, delivery_->scheduler());
+    contact_jobs_ = std::make_unique<ContactJobs>(personalize_->contacts());
+    add_contacts_verbs(*admin_, personalize_->contacts(), *contact_jobs_);
     add_feedback_verbs(*admin_, *feedback_, delivery_->resolver(),
                        alignment_settings(config_, nullptr).egress_ips);
     admin_->add_verb("status", [this](json::object) -> asio::awaitable<AdminResult> {
@@ -300,6 +326,25 @@ bool App::start_feedback() {
     });
     feedback_->start();
     return true;
+}
+
+// Personalization at submission (daemon/submission_personalize.hpp): the
+// template check after the DMARC gate, send-time planning before the commit,
+// and delivered/opened/clicked events as contact engagement.
+void App::start_personalize_submission() {
+    personalize_gate_ = std::make_unique<PersonalizeGate>();
+    policies_ = std::make_unique<PolicyChain>();
+    policies_->add(gate_.get());
+    policies_->add(personalize_gate_.get());
+    planner_ =
+        std::make_unique<SendTimePlanner>(personalize_->contacts(), config_.personalize.send_time);
+    sink_->on_prepare([this](smtp::AcceptedMessage& m, queue::Message& record) {
+        if (m.info.mode == smtp::ListenerMode::Submission)
+            (void)planner_->plan(m.content, record, record.submission.received_at_ms, m.queue_id);
+    });
+    feedback_->set_event_listener([this](const feedback::Event& event) {
+        (void)record_contact_event(personalize_->contacts(), event);
+    });
 }
 
 AlignmentSettings App::alignment_settings(const Config& c,
@@ -411,6 +456,10 @@ json::object App::reload() {
     warmup_->apply(next->warmup, std::move(*warmup_config));
     warmup_->set_source(warmup_source(*next));
     feedback_->apply(*next, std::move(feedback_policy));
+    if (api_)
+        api_->apply(api_settings(*next));
+    personalize_->apply(*next);
+    planner_->update(next->personalize.send_time);
     gate_->update(alignment_settings(*next, signer));
     config_ = std::move(*next);
     log::info("config.reloaded", "file={}", log::q(config_.file));
@@ -443,6 +492,7 @@ asio::awaitable<void> App::shutdown() {
     if (http_)
         http_->drain(); // /healthz turns 503 while the sessions finish
     admin_->stop();
+    contact_jobs_->cancel(); // a running import stops at the next line; its rows stay
     server_->sessions.request_stop_all();
     asio::steady_timer timer(io_);
     const auto deadline = std::chrono::steady_clock::now() + config_.server.shutdown_grace;

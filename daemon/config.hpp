@@ -11,7 +11,9 @@
 #include "core/log.hpp"
 #include "core/net.hpp"
 #include "core/units.hpp"
+#include "daemon/api_config.hpp"
 #include "daemon/feedback_config.hpp"
+#include "daemon/personalize_config.hpp"
 #include "dns/resolver.hpp"
 #include "queue/scheduler_config.hpp"
 #include "queue/store.hpp"
@@ -68,6 +70,10 @@ struct DeliveryConfig {
 struct HttpConfig {
     std::optional<core::Endpoint> listen; // metrics, health; unset = no HTTP listener
     std::string public_url;
+    // POST /v1/messages answers 429 while this many recipients are pending
+    // (queued or deferred) in the queue; 0 = no limit.
+    std::uint64_t queue_high_water = 1'000'000;
+    std::uint32_t max_recipients = 1000; // per POST /v1/messages
 };
 
 struct AdminConfig {
@@ -88,8 +94,10 @@ struct Config {
     DeliveryConfig delivery;
     std::vector<auth::DkimKeyConfig> dkim;
     warmup::Settings warmup;
-    FeedbackConfig feedback; // [feedback]
-    EventsConfig events;     // [events] and [[webhook]]
+    FeedbackConfig feedback;            // [feedback]
+    EventsConfig events;                // [events] and [[webhook]]
+    std::vector<ApiKeyConfig> api_keys; // [[api_key]]
+    PersonalizeConfig personalize;      // [personalize]
 };
 
 // Parses and validates FILE (syntax, types, bounds, unknown keys, cross-field

@@ -171,7 +171,11 @@ const cfg::Table<queue::StoreConfig>& queue_table() {
 }
 
 const cfg::Table<HttpConfig>& http_table() {
-    static const cfg::Table<HttpConfig> table{http_listen_field(), public_url_field()};
+    static const cfg::Table<HttpConfig> table{
+        http_listen_field(), public_url_field(),
+        cfg::integer_field<HttpConfig>("queue_high_water", &HttpConfig::queue_high_water, 0,
+                                       std::int64_t{1} << 40),
+        cfg::integer_field<HttpConfig>("max_recipients", &HttpConfig::max_recipients, 1, 100000)};
     return table;
 }
 
@@ -281,6 +285,9 @@ const std::vector<Section>& sections() {
             v.push_back(std::move(s));
         v.push_back(table_section<HttpConfig>("http", http_table, &Config::http));
         for (auto& s : feedback_sections()) // after [http]: they check public_url
+            v.push_back(std::move(s));
+        v.push_back(api_key_section());
+        for (auto& s : personalize_sections())
             v.push_back(std::move(s));
         v.push_back(table_section<AdminConfig>("admin", admin_table, &Config::admin));
         return v;

@@ -31,6 +31,10 @@ struct Section {
 [[nodiscard]] std::vector<Section> delivery_sections();
 // [feedback], [events], [[webhook]] (config_tables_feedback.cpp).
 [[nodiscard]] std::vector<Section> feedback_sections();
+// [[api_key]] (config_tables_api.cpp).
+[[nodiscard]] Section api_key_section();
+// [personalize] (config_tables_personalize.cpp).
+[[nodiscard]] std::vector<Section> personalize_sections();
 [[nodiscard]] core::config::Field<AuthConfig> alignment_field();
 [[nodiscard]] core::config::Field<smtp::ListenerConfig> listener_alignment_field();
 

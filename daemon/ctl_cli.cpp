@@ -2,7 +2,9 @@
 
 #include "core/diagnostics.hpp"
 #include "daemon/config.hpp"
+#include "daemon/ctl_api.hpp"
 #include "daemon/ctl_client.hpp"
+#include "daemon/ctl_contacts.hpp"
 #include "daemon/ctl_feedback.hpp"
 #include "daemon/ctl_offline.hpp"
 #include "daemon/ctl_warmup.hpp"
@@ -181,8 +183,10 @@ json::object given_options(const CLI::App& command) {
 const std::map<std::string, std::string, std::less<>> kGroups{
     {"queue", "inspect and manage the queue"},
     {"dkim", "DKIM keys (offline)"},
+    {"api-key", "keys of the HTTP injection API (offline)"},
     {"warmup", "warm-up: ramp status, pause and resume, explain, dry runs"},
     {"suppress", "the suppression list: add, remove, list, check, import, export"},
+    {"contacts", "contacts: attributes, tags, engagement; CSV import and export"},
 };
 
 // Finds or creates the subcommand for each leading word of `words`.
@@ -265,7 +269,23 @@ const std::vector<Verb>& verbs() {
         {"compliance", "compliance",
          "bulk-sender rules per sending domain: measured, pass or fail, and why",
          compliance_options, nullptr, format_compliance, nullptr},
+        // Contacts (daemon/ctl_contacts.hpp, daemon/contacts_verbs.hpp).
+        {"contacts get", "contacts.get", "show a contact: attributes, tags, engagement",
+         contacts_address_options, nullptr, format_contact, nullptr},
+        {"contacts set", "", "set a contact's attributes (NAME[:TYPE]=VALUE) and add tags",
+         contacts_set_options, nullptr, nullptr, run_contacts_set},
+        {"contacts delete", "contacts.delete", "delete a contact and its engagement",
+         contacts_address_options, nullptr, format_contact_change, nullptr},
+        {"contacts event", "contacts.event",
+         "record a delivery, open or click for a contact (history from elsewhere)",
+         contacts_event_options, nullptr, format_contact_change, nullptr},
+        {"contacts import", "", "import contacts from CSV (the daemon reads FILE)",
+         contacts_import_options, nullptr, nullptr, run_contacts_import},
+        {"contacts export", "", "export contacts as CSV (the daemon writes FILE)",
+         contacts_export_options, nullptr, nullptr, run_contacts_export},
         // Offline: no daemon, no socket.
+        {"api-key new", "", "make an HTTP API key: print the token and its [[api_key]] block",
+         api_key_new_options, nullptr, nullptr, run_api_key_new},
         {"dkim keygen", "", "make a DKIM key; print its DNS record and [[dkim]] entry",
          keygen_options, nullptr, nullptr, run_dkim_keygen},
         {"spf", "", "evaluate SPF (RFC 7208) for an IP and a MAIL FROM", spf_options, nullptr,

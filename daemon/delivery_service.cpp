@@ -5,6 +5,7 @@
 #include "core/log.hpp"
 #include "daemon/dispatch.hpp"
 #include "daemon/feedback_service.hpp"
+#include "daemon/personalize_service.hpp"
 #include "daemon/warmup_service.hpp"
 #include "smtp/dsn.hpp"
 #include "smtp/message_header.hpp"
@@ -16,8 +17,10 @@
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <mutex>
+#include <vector>
 
 namespace ember::daemon {
 namespace {
@@ -35,6 +38,32 @@ std::int64_t unix_ms() {
 // destination domain) for this long; a retry later signs again (fresh t=).
 constexpr std::int64_t kSignatureReuseMs = 5 * 60 * 1000;
 constexpr std::size_t kSignatureCacheEntries = 1024;
+
+// Shutdown (DESIGN.md "Async": finish what is in DATA, then cancel hard).
+// A session that has not begun sending content loses nothing when it is
+// cut off (its recipients stay queued, smtp::cancelled()), so it gets only
+// this long to finish: a tarpit that never greets must not hold a restart
+// for greeting_timeout (5 minutes). One in DATA gets the whole grace,
+// since cutting it off may deliver the message twice. A constant, not a
+// key: it bounds shutdown only, and the grace itself is [server]
+// shutdown_grace.
+constexpr core::Duration kBeforeDataGrace = std::chrono::seconds(5);
+// After the hard abort, how long the aborted jobs get to record their
+// outcomes (an LMDB commit each; the aborted I/O completes at once).
+constexpr core::Duration kAbortSettle = std::chrono::seconds(5);
+
+// Polls the scheduler until it holds nothing or `deadline` passes; true
+// when idle. Coroutine parameters are values (helper-common.md).
+asio::awaitable<bool> idle_by(queue::Scheduler* scheduler,
+                              std::chrono::steady_clock::time_point deadline) {
+    asio::steady_timer timer(co_await asio::this_coro::executor);
+    while (!scheduler->idle() && std::chrono::steady_clock::now() < deadline) {
+        timer.expires_after(std::chrono::milliseconds(50));
+        auto [ec] = co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+        (void)ec;
+    }
+    co_return scheduler->idle();
+}
 
 using SignatureKey = std::pair<std::uint64_t, std::string>; // message id, job variant
 
@@ -71,7 +100,18 @@ public:
         agent_ = std::make_shared<smtp::DeliveryAgent>(executor_, config.delivery.client,
                                                        *owner_.resolver_, std::move(tls),
                                                        *owner_.client_metrics_);
+        std::erase_if(agents_, [](const auto& weak) { return weak.expired(); });
+        agents_.push_back(agent_);
         return true;
+    }
+
+    // Every agent still in use: the current one and those that jobs started
+    // before a reload still hold.
+    template <typename F> void each_agent(F f) {
+        for (const auto& weak : agents_) {
+            if (const auto agent = weak.lock())
+                f(*agent);
+        }
     }
 
     void apply(const Config& config) {
@@ -157,7 +197,9 @@ private:
             d.original_recipient = r.spec.orcpt;
             d.outcome = r.outcome;
             d.last_attempt_unix = r.last_attempt_ms / 1000;
-            d.will_retry_until_unix = (m.submission.received_at_ms + max_retry_time_ms_) / 1000;
+            // Time held by warm-up does not count (queue/retry.hpp expiry_ms).
+            d.will_retry_until_unix =
+                (m.submission.received_at_ms + max_retry_time_ms_ + r.held_ms) / 1000;
             in.recipients.push_back(std::move(d));
         }
         return in;
@@ -205,6 +247,7 @@ private:
     asio::thread_pool& pool_;
     std::shared_ptr<NotifyToken> token_;
     std::shared_ptr<smtp::DeliveryAgent> agent_;
+    std::vector<std::weak_ptr<smtp::DeliveryAgent>> agents_;
     std::map<SignatureKey, Signed> signatures_;
     std::string hostname_;
     std::uint64_t dsn_return_limit_ = 0;
@@ -214,7 +257,8 @@ private:
 std::unique_ptr<DeliveryService>
 DeliveryService::create(asio::any_io_executor executor, const Config& config, queue::Store& store,
                         prometheus::Registry& registry, asio::thread_pool& pool, std::string& error,
-                        WarmupService* warmup, FeedbackService* feedback) {
+                        WarmupService* warmup, FeedbackService* feedback,
+                        PersonalizeService* personalize) {
     std::unique_ptr<DeliveryService> s(new DeliveryService());
     s->resolver_ = dns::make_resolver(executor, config.dns, error);
     if (!s->resolver_)
@@ -232,13 +276,24 @@ DeliveryService::create(asio::any_io_executor executor, const Config& config, qu
         return nullptr;
     core::Deliverer* deliverer = s->impl_.get();
     queue::BounceSink* bounces = s->impl_.get();
-    if (feedback != nullptr) {
+    if (feedback != nullptr || personalize != nullptr) {
         s->dispatcher_ = std::make_unique<Dispatcher>(*deliverer, unix_ms);
-        feedback->add_stages(*s->dispatcher_);
+        if (feedback != nullptr)
+            feedback->add_stages_before_render(*s->dispatcher_);
+        if (personalize != nullptr)
+            personalize->add_stages(*s->dispatcher_);
+        if (feedback != nullptr)
+            feedback->add_stages_after_render(*s->dispatcher_);
         deliverer = s->dispatcher_.get();
     }
     if (warmup != nullptr) {
         s->pacing_ = std::make_unique<PacingDeliverer>(*warmup, *deliverer);
+        // When the cap is scarce, the most engaged contacts go first.
+        if (personalize != nullptr)
+            s->pacing_->set_priority([&contacts = personalize->contacts()](std::string_view address,
+                                                                           std::int64_t now_ms) {
+                return contacts.priority(address, now_ms);
+            });
         deliverer = s->pacing_.get();
     }
     if (feedback != nullptr) {
@@ -273,17 +328,30 @@ void DeliveryService::notify() {
     scheduler_->notify();
 }
 
+// No new job and no new connection at once; sessions before DATA are cut
+// off after kBeforeDataGrace, the rest after `grace`. Cut-off recipients
+// are recorded as smtp::cancelled() (Throttled): still queued, no retry
+// spent, due again right after a restart; never failed.
 asio::awaitable<void> DeliveryService::stop(core::Duration grace) {
     scheduler_->stop();
-    auto timer = std::make_shared<asio::steady_timer>(co_await asio::this_coro::executor);
-    const auto deadline = std::chrono::steady_clock::now() + grace;
-    while (!scheduler_->idle() && std::chrono::steady_clock::now() < deadline) {
-        timer->expires_after(std::chrono::milliseconds(50));
-        auto [ec] = co_await timer->async_wait(asio::as_tuple(asio::use_awaitable));
-        (void)ec;
+    impl_->each_agent([](smtp::DeliveryAgent& a) { a.begin_shutdown(); });
+    const auto start = std::chrono::steady_clock::now();
+    const bool early =
+        co_await idle_by(scheduler_.get(), start + std::min(grace, kBeforeDataGrace));
+    if (!early) {
+        log::info("delivery.stop_aborting", "jobs={} note=\"sessions not in DATA are cut off\"",
+                  scheduler_->jobs_in_flight());
+        impl_->each_agent([](smtp::DeliveryAgent& a) { a.abort_sessions(false); });
     }
-    if (!scheduler_->idle())
+    const bool drained = co_await idle_by(scheduler_.get(), start + grace);
+    if (!drained) {
         log::warning("delivery.stop_grace_expired", "jobs={}", scheduler_->jobs_in_flight());
+        impl_->each_agent([](smtp::DeliveryAgent& a) { a.abort_sessions(true); });
+        const bool settled =
+            co_await idle_by(scheduler_.get(), std::chrono::steady_clock::now() + kAbortSettle);
+        if (!settled)
+            log::warning("delivery.stop_unsettled", "jobs={}", scheduler_->jobs_in_flight());
+    }
     impl_->close_idle();
 }
 

@@ -36,23 +36,30 @@ namespace ember::daemon {
 class Dispatcher;
 class FeedbackService;
 class PacingDeliverer;
+class PersonalizeService;
 class WarmupService;
 
 class DeliveryService {
 public:
     // nullptr and `error` set when a part cannot start (c-ares, TLS context).
-    // `warmup` and `feedback` (optional) must outlive the service.
+    // `warmup`, `feedback` and `personalize` (optional) must outlive the
+    // service. Dispatch stages: feedback's suppression and VERP, then
+    // personalization (hook, merge), then List-Unsubscribe and X-Ember-ID.
     [[nodiscard]] static std::unique_ptr<DeliveryService>
     create(boost::asio::any_io_executor executor, const Config& config, queue::Store& store,
            prometheus::Registry& registry, boost::asio::thread_pool& pool, std::string& error,
-           WarmupService* warmup = nullptr, FeedbackService* feedback = nullptr);
+           WarmupService* warmup = nullptr, FeedbackService* feedback = nullptr,
+           PersonalizeService* personalize = nullptr);
     ~DeliveryService();
     DeliveryService(const DeliveryService&) = delete;
     DeliveryService& operator=(const DeliveryService&) = delete;
 
     // Starts dispatching unless [delivery] hold is set.
     void start();
-    // Stops dispatching and waits up to `grace` for jobs in flight.
+    // Stops dispatching and opening connections; waits for jobs in flight,
+    // cutting off sessions that are not sending content after 5 s and the
+    // rest after `grace`. Cut-off recipients stay queued (Throttled: no
+    // retry spent) and go out after a restart.
     [[nodiscard]] boost::asio::awaitable<void> stop(core::Duration grace);
     // New mail was committed: look for due recipients now. Any thread.
     void notify();

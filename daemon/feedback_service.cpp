@@ -231,11 +231,27 @@ struct FeedbackService::Metrics {
     std::map<const void*, std::vector<prometheus::Gauge*>> added;
 };
 
+// One table scan per interval, not per scrape: the gauge may lag a write by
+// this much, a fair price for a list of millions (Prometheus scrapes every
+// 15-60 s anyway). A clock that stepped back recounts.
+constexpr std::int64_t kSuppressionCountTtlMs = 30'000;
+
+const std::map<feedback::SuppressionReason, std::uint64_t>& FeedbackService::suppression_counts() {
+    const auto now = clock_();
+    const bool fresh = suppression_counted_ms_ && now >= *suppression_counted_ms_ &&
+                       now - *suppression_counted_ms_ < kSuppressionCountTtlMs;
+    if (!fresh) {
+        suppression_counts_ = suppressions_->count_by_reason();
+        suppression_counted_ms_ = now;
+    }
+    return suppression_counts_;
+}
+
 void FeedbackService::refresh_metrics() {
     auto& m = *metrics_;
     for (auto* f : {&m.suppressed, &m.rates, &m.compliance, &m.webhook_pending})
         m.reset(*f);
-    for (const auto& [reason, n] : suppressions_->count_by_reason())
+    for (const auto& [reason, n] : suppression_counts())
         m.add(m.suppressed, {{"reason", std::string(feedback::suppression_reason_name(reason))}})
             .Set(static_cast<double>(n));
     const auto now = time_point(clock_());
@@ -252,7 +268,7 @@ void FeedbackService::refresh_metrics() {
         facts.longest_unsubscribe_delay = longest_unsubscribe_delay();
         const auto card = feedback::scorecard(domain, counts, feedback::kDayWindow, facts);
         for (const auto& line : card.lines)
-            if (line.verdict != feedback::Verdict::NoData && line.rule != "tls_share")
+            if (line.verdict != feedback::Verdict::NoData)
                 m.add(m.compliance, {{"domain", domain}, {"rule", line.rule}})
                     .Set(line.verdict == feedback::Verdict::Pass ? 1 : 0);
     }
@@ -438,8 +454,16 @@ smtp::RecipientVerdict FeedbackService::check_recipient(const smtp::RecipientChe
 // ---- wiring -----------------------------------------------------------------
 
 void FeedbackService::add_stages(Dispatcher& dispatcher) {
+    add_stages_before_render(dispatcher);
+    add_stages_after_render(dispatcher);
+}
+
+void FeedbackService::add_stages_before_render(Dispatcher& dispatcher) {
     dispatcher.add_stage(std::make_shared<SuppressionStage>(*this));
     dispatcher.add_stage(std::make_shared<VerpStage>(*this));
+}
+
+void FeedbackService::add_stages_after_render(Dispatcher& dispatcher) {
     dispatcher.add_stage(std::make_shared<UnsubscribeStage>(*this));
 }
 
@@ -468,6 +492,8 @@ void FeedbackService::emit(Event event, EmitOptions options, std::function<void(
         if (guardrail_)
             if (const auto signal = feedback::guardrail_signal(event))
                 guardrail_(*signal);
+        if (event_listener_)
+            event_listener_(event);
     }
     outbox_->publish(std::move(event), std::move(done));
 }

@@ -153,12 +153,23 @@ public:
     void flush_log();  // blocks until the event log wrote what was emitted (stop, tests)
     // Complaints and asynchronous bounces for the warm-up guardrails.
     void set_guardrail(GuardrailHook hook) { guardrail_ = std::move(hook); }
+    // Every counted event (EmitOptions::count), after the log and the
+    // rates: contacts' engagement (daemon/contact_events.hpp). Runs on the
+    // emitting thread; must be quick.
+    using EventListener = std::function<void(const feedback::Event&)>;
+    void set_event_listener(EventListener listener) { event_listener_ = std::move(listener); }
 
     // ---- the parts the daemon wires ----
     [[nodiscard]] smtp::RecipientVerdict
     check_recipient(const smtp::RecipientCheck& check) override;
     // Adds the suppression, VERP and unsubscribe stages, in that order.
     void add_stages(Dispatcher& dispatcher);
+    // The same in two halves, so the personalization stage (hook, merge)
+    // goes between: suppression and VERP before rendering (a suppressed
+    // recipient is never shown to the hook), List-Unsubscribe and
+    // X-Ember-ID after it.
+    void add_stages_before_render(Dispatcher& dispatcher);
+    void add_stages_after_render(Dispatcher& dispatcher);
     // A Deliverer in front of `inner` that reports every outcome; owned by
     // the service, valid while it lives.
     [[nodiscard]] core::Deliverer& observe(core::Deliverer& inner);
@@ -209,6 +220,10 @@ private:
     void save_rates();
     static boost::asio::awaitable<void> save_loop(FeedbackService* self, std::uint64_t generation);
     void refresh_metrics();
+    // count_by_reason() scans the whole suppression table: /metrics uses a
+    // copy at most kSuppressionCountTtl old, so a scrape costs O(1) however
+    // large the list (and however often Prometheus asks).
+    const std::map<feedback::SuppressionReason, std::uint64_t>& suppression_counts();
 
     boost::asio::any_io_executor executor_;
     queue::Store& store_;
@@ -224,7 +239,10 @@ private:
     std::uint64_t generation_ = 0;
     bool running_ = false;
     GuardrailHook guardrail_;
+    EventListener event_listener_;
     std::vector<std::pair<std::int64_t, std::int64_t>> unsubscribe_delays_; // (at, delay) ms
+    std::map<feedback::SuppressionReason, std::uint64_t> suppression_counts_;
+    std::optional<std::int64_t> suppression_counted_ms_; // clock_() of the last scan
     std::map<std::pair<std::uint64_t, std::uint32_t>, std::string> throttled_;
     std::unique_ptr<Metrics> metrics_;
     std::unique_ptr<OutcomeObserver> observer_;

@@ -70,6 +70,15 @@ void Router::add(std::string method, std::string path, SyncHandler handler) {
     });
 }
 
+std::vector<std::pair<std::string, std::string>> Router::routes() const {
+    std::vector<std::pair<std::string, std::string>> out;
+    for (const auto& [path, methods] : routes_) {
+        for (const auto& entry : methods)
+            out.emplace_back(entry.first, path);
+    }
+    return out;
+}
+
 Router::Match Router::find(std::string_view method, std::string_view path) const {
     Match match;
     auto route = routes_.find(path);

@@ -93,6 +93,8 @@ public:
     };
     // HEAD falls back to the GET route of the path.
     [[nodiscard]] Match find(std::string_view method, std::string_view path) const;
+    // Every (method, path) added, in path order (the API's OpenAPI test).
+    [[nodiscard]] std::vector<std::pair<std::string, std::string>> routes() const;
 
 private:
     std::map<std::string, std::map<std::string, Handler>, std::less<>> routes_; // path, method

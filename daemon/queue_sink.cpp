@@ -71,6 +71,10 @@ asio::awaitable<smtp::SinkStatus> QueueSink::commit(smtp::AcceptedMessage messag
     const auto id = queue::parse_queue_id(message.queue_id);
     EMBER_ASSERT(id.has_value()); // ids come from new_queue_id()
     auto record = to_record(message, *id, now_ms());
+    if (prepare_) {
+        prepare_(message, record);
+        record.size = message.content.size();
+    }
     return asio::async_initiate<const asio::use_awaitable_t<>&, void(smtp::SinkStatus)>(
         [this](auto handler, queue::Message rec, std::string content) {
             // std::function needs a copyable callable: share the one-shot handler.

@@ -17,6 +17,12 @@ public:
     // Called on the session's executor after each successful commit (the
     // daemon wakes the scheduler with it).
     void on_committed(std::function<void()> callback) { on_committed_ = std::move(callback); }
+    // Runs on the session's executor after the record is built and before
+    // the commit; may rewrite the content (strip fields) and the
+    // recipients' first attempt times (send-time optimisation,
+    // daemon/submission_personalize.hpp). record.size follows the content.
+    using Prepare = std::function<void(smtp::AcceptedMessage& message, queue::Message& record)>;
+    void on_prepare(Prepare prepare) { prepare_ = std::move(prepare); }
     [[nodiscard]] std::string new_queue_id() override;
     [[nodiscard]] boost::asio::awaitable<smtp::SinkStatus>
     commit(smtp::AcceptedMessage message) override;
@@ -28,6 +34,7 @@ public:
 private:
     queue::Store& store_;
     std::function<void()> on_committed_;
+    Prepare prepare_;
 };
 
 } // namespace ember::daemon

@@ -18,6 +18,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <unordered_set>
 
 namespace boost::asio::ssl {
@@ -55,6 +56,10 @@ struct ContentCheck {
     std::string queue_id;
     core::Envelope envelope;
     std::vector<std::string> from_domains; // one per From: mailbox, lowercased
+    // The message as submitted (without the Received: field ember adds),
+    // for checks of the content itself (templates). Valid only until
+    // check() completes: copy what must outlive it.
+    std::string_view content;
 };
 
 struct PolicyVerdict {

@@ -129,7 +129,7 @@ private:
     awaitable<void> on_data(const Command& cmd);
     awaitable<void> on_bdat(const Command& cmd);
     awaitable<void> finish_message(DataProblem problem, std::string content);
-    awaitable<bool> policy_refuses(const HeaderBlock& header);
+    awaitable<bool> policy_refuses(const HeaderBlock& header, std::string_view content);
 
     // ---- helpers ----
     bool starttls_offered() const;
@@ -793,7 +793,7 @@ awaitable<void> Session::on_bdat(const Command& cmd) {
 
 // The daemon's content policy (the DMARC alignment gate) sees the message
 // after the header checks and before the commit: a refusal costs no disk.
-awaitable<bool> Session::policy_refuses(const HeaderBlock& header) {
+awaitable<bool> Session::policy_refuses(const HeaderBlock& header, std::string_view content) {
     if (ctx_.policy == nullptr)
         co_return false;
     ContentCheck input;
@@ -804,6 +804,7 @@ awaitable<bool> Session::policy_refuses(const HeaderBlock& header) {
     input.envelope.mail_from = txn_->mail.address;
     input.envelope.recipients = txn_->recipients;
     input.from_domains = from_domains(header);
+    input.content = content; // lives in finish_message's frame until this returns
     const auto verdict = co_await ctx_.policy->check(std::move(input));
     if (verdict.accept)
         co_return false;
@@ -854,7 +855,7 @@ awaitable<void> Session::finish_message(DataProblem problem, std::string content
             reset_transaction();
             co_return;
         }
-        const bool refused = co_await policy_refuses(header);
+        const bool refused = co_await policy_refuses(header, content);
         if (refused) {
             reset_transaction();
             co_return;

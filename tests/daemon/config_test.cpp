@@ -263,8 +263,8 @@ TEST_CASE("man/ember.toml.5 documents every key with its type and default") {
     for (const auto& doc : daemon::documented_keys()) {
         CAPTURE(doc.section);
         CAPTURE(doc.key);
-        const bool array =
-            doc.section == "listener" || doc.section == "dkim" || doc.section == "webhook";
+        const bool array = doc.section == "listener" || doc.section == "dkim" ||
+                           doc.section == "webhook" || doc.section == "api_key";
         const auto title = array ? "[[" + doc.section + "]]" : "[" + doc.section + "]";
         const auto section = man.find("\n.Ss " + title + "\n");
         REQUIRE_MESSAGE(section != std::string::npos, "no .Ss " << title);
