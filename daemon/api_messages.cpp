@@ -3,9 +3,12 @@
 #include "core/ascii.hpp"
 #include "core/async.hpp"
 #include "core/log.hpp"
+#include "daemon/ab_service.hpp"
+#include "daemon/api_ab.hpp"
 #include "daemon/api_request.hpp"
 #include "daemon/api_service.hpp"
 #include "daemon/feedback_async.hpp"
+#include "daemon/personalize_service.hpp"
 #include "personalize/compose.hpp"
 #include "personalize/rfc2047.hpp"
 #include "queue/store.hpp"
@@ -75,8 +78,10 @@ std::uint64_t pending_recipients(const queue::Store& store) {
 }
 
 // The X-Ember- fields of one message (send_within: daemon/submission_personalize.hpp).
-std::string ember_fields(const MessageRequest& r, const ApiRecipient& rcpt) {
+std::string ember_fields(const MessageRequest& r, const ApiRecipient& rcpt, std::string_view ab) {
     std::string out;
+    if (!ab.empty())
+        out += fmt::format("{}: {}\r\n", kAbHeader, ab);
     const auto vars = vars_field_value(layered_vars(r.vars, rcpt.vars));
     if (!vars.empty())
         out += "X-Ember-Vars: " + vars + "\r\n";
@@ -90,6 +95,8 @@ std::string ember_fields(const MessageRequest& r, const ApiRecipient& rcpt) {
     }
     if (!r.send_within.empty())
         out += "X-Ember-Send-Within: " + r.send_within + "\r\n";
+    if (!r.track.empty())
+        out += "X-Ember-Track: " + r.track + "\r\n";
     return out;
 }
 
@@ -97,7 +104,8 @@ std::string ember_fields(const MessageRequest& r, const ApiRecipient& rcpt) {
 // (`body`: composed parts, or the raw message) under its own fields.
 std::string recipient_content(const MessageRequest& r, const ApiRecipient& rcpt,
                               const std::string& body, const smtp::HeaderCheck& raw_check,
-                              const std::string& id, const std::string& hostname) {
+                              const std::string& id, const std::string& hostname,
+                              std::string_view ab) {
     std::string out;
     if (!r.raw || !raw_check.has_message_id)
         out += smtp::build_message_id(id, hostname);
@@ -106,7 +114,7 @@ std::string recipient_content(const MessageRequest& r, const ApiRecipient& rcpt,
     if (!r.raw)
         personalize::append_folded_field("To", personalize::format_mailbox(rcpt.name, rcpt.address),
                                          out);
-    out += ember_fields(r, rcpt);
+    out += ember_fields(r, rcpt, ab);
     out += body;
     return out;
 }
@@ -119,7 +127,8 @@ std::optional<ApiError> raw_conflict(const MessageRequest& r, const smtp::Header
     const std::pair<const char*, bool> fields[] = {{"X-Ember-Vars", vars},
                                                    {"X-Ember-Campaign", !r.campaign.empty()},
                                                    {"X-Ember-Tags", !r.tags.empty()},
-                                                   {"X-Ember-Send-Within", !r.send_within.empty()}};
+                                                   {"X-Ember-Send-Within", !r.send_within.empty()},
+                                                   {"X-Ember-Track", !r.track.empty()}};
     for (const auto& [name, set] : fields) {
         if (set && smtp::find_field(header, name) != nullptr)
             return ApiError{
@@ -200,6 +209,12 @@ struct Plan {
     smtp::HeaderCheck raw_check; // for raw: which fields it has
     json::array refused;         // recipients the recipient policy refused
     std::vector<std::size_t> accepted;
+    std::string ab_test;            // the A/B test's id; "" without variants
+    std::vector<std::string> cells; // parallel to request.recipients (accepted ones set)
+    // The X-Ember-AB value of recipient `index` ("" without a test).
+    [[nodiscard]] std::string ab_field(std::size_t index) const {
+        return ab_test.empty() ? std::string() : format_ab_field(ab_test, cells[index]);
+    }
 };
 
 // The recipient policy per recipient, as RCPT TO runs it.
@@ -246,8 +261,10 @@ std::variant<Plan, HttpResponse> plan_request(const ApiService& api, const ApiKe
     auto parsed = parse_message_request(request.body, limits);
     if (auto* e = std::get_if<ApiError>(&parsed))
         return api_error(e->status, e->field, e->message);
-    Plan plan{std::move(std::get<MessageRequest>(parsed)), {}, {}, {}, {}};
+    Plan plan{std::move(std::get<MessageRequest>(parsed)), {}, {}, {}, {}, {}, {}};
     const auto& r = plan.request;
+    if (!r.variants.empty() && api.parts().ab == nullptr)
+        return api_error(501, "variants", "A/B tests are not available in this daemon");
     if (!key.allows(r.from_domain))
         return api_error(403, r.raw ? "raw" : "from",
                          fmt::format("the key {} may not send as {}", key.name, r.from_domain));
@@ -275,6 +292,7 @@ std::variant<Plan, HttpResponse> plan_request(const ApiService& api, const ApiKe
         in.headers = r.headers;
         in.attachments = r.attachments;
         in.boundary_seed = queue::format_queue_id(api.parts().store->next_id());
+        apply_variants(r, in);
         plan.body = personalize::compose(in);
     }
     if (plan.body.size() > limits.max_message_size)
@@ -311,9 +329,9 @@ std::vector<smtp::AcceptedMessage> build_messages(const ApiService& api, const A
         m.envelope.mail_from = plan.request.from_address;
         m.envelope.recipients.push_back(core::RecipientSpec{rcpt.address, {}, 0});
         m.info = session_info(api, key, request);
-        m.content =
-            received_field(client_host, key.name, hostname, m.queue_id) +
-            recipient_content(plan.request, rcpt, plan.body, plan.raw_check, m.queue_id, hostname);
+        m.content = received_field(client_host, key.name, hostname, m.queue_id) +
+                    recipient_content(plan.request, rcpt, plan.body, plan.raw_check, m.queue_id,
+                                      hostname, plan.ab_field(index));
         out.push_back(std::move(m));
     }
     return out;
@@ -360,6 +378,8 @@ HttpResponse commit_answer(const Plan& plan, const std::vector<std::string>& ids
         json::object o{{"address", plan.request.recipients[index].address},
                        {"index", index},
                        {"status", status_name(statuses[i])}};
+        if (!plan.ab_test.empty())
+            o["cell"] = plan.cells[index];
         if (statuses[i] == SinkStatus::Ok) {
             o["id"] = ids[i];
             ++queued;
@@ -372,11 +392,47 @@ HttpResponse commit_answer(const Plan& plan, const std::vector<std::string>& ids
         return a.at("index").to_number<std::int64_t>() < b.at("index").to_number<std::int64_t>();
     });
     json::object body{{"messages", std::move(results)}};
+    if (!plan.ab_test.empty())
+        body["ab_test"] = plan.ab_test;
     if (queued == 0) {
         body["error"] = json::object{{"message", "nothing was queued"}};
         return json_response(status_code(failure), json::serialize(body));
     }
     return json_response(202, json::serialize(body));
+}
+
+// The test's cells over the accepted recipients (personalize/ab_decision.hpp).
+void assign_cells(Plan& plan) {
+    const auto& r = plan.request;
+    if (r.variants.empty())
+        return;
+    plan.ab_test = new_ab_test_id();
+    plan.cells.assign(r.recipients.size(), std::string());
+    const auto cells = personalize::assign_cells(plan.accepted.size(), r.ab->split, plan.ab_test);
+    for (std::size_t k = 0; k < plan.accepted.size(); ++k)
+        plan.cells[plan.accepted[k]] =
+            cells[k] ? r.variants[*cells[k]].name : std::string(kRestCell);
+}
+
+std::size_t ab_rest(const Plan& plan) {
+    return static_cast<std::size_t>(
+        std::count(plan.cells.begin(), plan.cells.end(), std::string(kRestCell)));
+}
+
+AbTest ab_record(const Plan& plan) {
+    const auto& r = plan.request;
+    AbTest t;
+    t.id = plan.ab_test;
+    t.campaign = r.campaign;
+    t.metric = personalize::parse_ab_metric(r.ab->metric).value_or(personalize::AbMetric::Clicks);
+    for (std::size_t i = 0; i < r.variants.size(); ++i) {
+        const auto& name = r.variants[i].name;
+        const auto n =
+            static_cast<std::uint64_t>(std::count(plan.cells.begin(), plan.cells.end(), name));
+        t.cells.push_back(AbCell{name, r.ab->split[i], n, {}});
+    }
+    t.rest = ab_rest(plan);
+    return t;
 }
 
 void log_accepted(const ApiKey& key, const HttpRequest& request, const Plan& plan,
@@ -405,16 +461,31 @@ asio::awaitable<HttpResponse> post_messages(ApiService* api, HttpRequest request
                           {"messages", plan.refused}};
         co_return json_response(422, json::serialize(body));
     }
+    assign_cells(plan);
     auto messages = build_messages(*api, *auth.key, request, plan);
-    auto first_content = recipient_content(plan.request, plan.request.recipients[plan.accepted[0]],
-                                           plan.body, plan.raw_check, messages.front().queue_id,
-                                           api->parts().server->settings->hostname);
+    auto first_content =
+        recipient_content(plan.request, plan.request.recipients[plan.accepted[0]], plan.body,
+                          plan.raw_check, messages.front().queue_id,
+                          api->parts().server->settings->hostname, plan.ab_field(plan.accepted[0]));
     const auto refused = co_await content_refusal(
         api, auth.key, &request, &plan, messages.front().queue_id, std::move(first_content));
     if (refused) {
         log::info("api.refused", "key={} client={} from=<{}> why={}", log::q(auth.key->name),
                   request.remote, log::q(plan.request.from_address), log::q(refused->body));
         co_return *refused;
+    }
+    if (!plan.ab_test.empty()) {
+        // The record first: no message of the test is queued without it.
+        auto test = ab_record(plan);
+        const auto duration = plan.request.ab->duration;
+        auto saving = api->parts().ab->create_test(
+            std::move(test), std::chrono::duration_cast<std::chrono::milliseconds>(duration));
+        const bool saved = co_await std::move(saving);
+        if (!saved)
+            co_return api_error(503, "", "the A/B test could not be saved; retry later");
+        log::info("ab.created", "test={} key={} campaign={} cells={} rest={}", plan.ab_test,
+                  log::q(auth.key->name), log::q(plan.request.campaign),
+                  plan.request.variants.size(), ab_rest(plan));
     }
     auto executor = co_await asio::this_coro::executor;
     std::vector<std::string> ids;

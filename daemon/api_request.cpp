@@ -274,12 +274,150 @@ void parse_tags(const json::value& v, MessageRequest& r) {
     }
 }
 
+// {"opens": bool, "clicks": bool} (absent = false) as X-Ember-Track; both
+// false is "none": untracked even for a domain in [tracking] domains.
+void parse_tracking(const json::value& v, MessageRequest& r) {
+    if (!v.is_object())
+        fail("tracking", "must be an object like {\"opens\": true, \"clicks\": true}");
+    check_keys(v.get_object(), {"opens", "clicks"}, "tracking.");
+    bool on[2] = {false, false};
+    const char* names[2] = {"opens", "clicks"};
+    for (int i = 0; i < 2; ++i) {
+        const auto* b = v.get_object().if_contains(names[i]);
+        if (b != nullptr && !b->is_bool())
+            fail(std::string("tracking.") + names[i], "must be true or false");
+        on[i] = b != nullptr && b->get_bool();
+    }
+    r.track = on[0] && on[1] ? "opens, clicks" : on[0] ? "opens" : on[1] ? "clicks" : "none";
+}
+
 void parse_send_within(const json::value& v, MessageRequest& r) {
     const auto& text = need_string(v, "send_within");
     const auto d = core::parse_duration(text);
     if (!d || *d <= core::Duration::zero() || *d > kMaxSendWithin)
         fail("send_within", "a duration from 1s to 30d, such as \"6h\"");
     r.send_within = core::format_duration(*d);
+}
+
+// ---- A/B tests (variants, ab) ----
+
+constexpr std::size_t kMinVariants = 2;
+constexpr std::size_t kMaxVariants = 10;
+constexpr std::size_t kMaxVariantName = 32;
+constexpr auto kMaxAbDuration = std::chrono::hours(24 * 30);
+
+bool variant_name(std::string_view s) {
+    return !s.empty() && s.size() <= kMaxVariantName && std::all_of(s.begin(), s.end(), [](char c) {
+        return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-';
+    });
+}
+
+// A variant may vary a body part, never add one: the cells must differ
+// only in what the variant names (issue 8), not in their MIME structure.
+ApiVariant parse_variant(const json::value& v, const std::string& at, const MessageRequest& r) {
+    if (!v.is_object())
+        fail(at, "must be an object with a name");
+    const auto& o = v.get_object();
+    check_keys(o, {"name", "subject", "from_name", "text", "html"}, at + ".");
+    ApiVariant out;
+    const auto* name = o.if_contains("name");
+    if (name == nullptr)
+        fail(at + ".name", "required");
+    out.name = need_string(*name, at + ".name");
+    if (!variant_name(out.name))
+        fail(at + ".name", fmt::format("1 to {} of a-z, 0-9, '_', '-'", kMaxVariantName));
+    if (const auto* s = o.if_contains("subject"))
+        out.subject = header_string(*s, at + ".subject", kMaxHeaderValue);
+    if (const auto* f = o.if_contains("from_name"))
+        out.from_name = header_string(*f, at + ".from_name", kMaxNameSize);
+    if (const auto* t = o.if_contains("text")) {
+        out.text = body_string(*t, at + ".text");
+        if (!r.text)
+            fail(at + ".text", "the request has no text body for a variant to change");
+    }
+    if (const auto* h = o.if_contains("html")) {
+        out.html = body_string(*h, at + ".html");
+        if (!r.html)
+            fail(at + ".html", "the request has no html body for a variant to change");
+    }
+    return out;
+}
+
+void parse_variants(const json::value& v, MessageRequest& r) {
+    if (!v.is_array() || v.get_array().size() < kMinVariants || v.get_array().size() > kMaxVariants)
+        fail("variants",
+             fmt::format("must be an array of {} to {} variants", kMinVariants, kMaxVariants));
+    const auto& a = v.get_array();
+    std::set<std::string> seen;
+    for (std::size_t i = 0; i < a.size(); ++i) {
+        const auto at = fmt::format("variants[{}]", i);
+        auto variant = parse_variant(a[i], at, r);
+        if (!seen.insert(variant.name).second)
+            fail(at + ".name", "used twice");
+        r.variants.push_back(std::move(variant));
+    }
+}
+
+void parse_split(const json::value& v, MessageRequest& r, AbRequest& out) {
+    if (!v.is_array() || v.get_array().size() != r.variants.size())
+        fail("ab.split",
+             fmt::format("must be an array of {} percentages, one per variant", r.variants.size()));
+    double sum = 0;
+    const auto& a = v.get_array();
+    for (std::size_t i = 0; i < a.size(); ++i) {
+        const auto at = fmt::format("ab.split[{}]", i);
+        if (!a[i].is_number())
+            fail(at, "must be a number (percent)");
+        const auto percent = a[i].to_number<double>();
+        if (!(percent > 0) || percent > 100)
+            fail(at, "must be more than 0 and at most 100 (percent)");
+        sum += percent;
+        out.split.push_back(percent);
+    }
+    if (sum > 100 + 1e-9)
+        fail("ab.split",
+             fmt::format("adds up to {}; at most 100 (the remainder gets the winner)", sum));
+}
+
+void parse_ab(const json::value& v, MessageRequest& r) {
+    if (!v.is_object())
+        fail("ab", "must be an object: split, duration, metric");
+    const auto& o = v.get_object();
+    check_keys(o, {"split", "duration", "metric"}, "ab.");
+    AbRequest out;
+    const auto* split = o.if_contains("split");
+    if (split == nullptr)
+        fail("ab.split", "required");
+    parse_split(*split, r, out);
+    const auto* duration = o.if_contains("duration");
+    if (duration == nullptr)
+        fail("ab.duration", "required");
+    const auto d = core::parse_duration(need_string(*duration, "ab.duration"));
+    if (!d || *d < std::chrono::seconds(1) || *d > kMaxAbDuration)
+        fail("ab.duration", "a duration from 1s to 30d, such as \"4h\"");
+    out.duration = *d;
+    const auto* metric = o.if_contains("metric");
+    if (metric == nullptr)
+        fail("ab.metric", "required");
+    out.metric = need_string(*metric, "ab.metric");
+    if (out.metric != "clicks" && out.metric != "opens")
+        fail("ab.metric", "must be \"clicks\" or \"opens\"");
+    r.ab = std::move(out);
+}
+
+void parse_test(const json::object& o, MessageRequest& r) {
+    const auto* variants = o.if_contains("variants");
+    const auto* ab = o.if_contains("ab");
+    if (variants == nullptr && ab == nullptr)
+        return;
+    if (r.raw)
+        fail(variants ? "variants" : "ab", "not allowed with raw (variants vary the parts)");
+    if (variants == nullptr)
+        fail("ab", "needs variants");
+    parse_variants(*variants, r);
+    if (ab == nullptr)
+        fail("ab", "required with variants (split, duration, metric)");
+    parse_ab(*ab, r);
 }
 
 // raw: the message's own From: decides the sending domain.
@@ -310,13 +448,15 @@ std::uint64_t estimated_size(const MessageRequest& r) {
     n += r.html ? r.html->size() : 0;
     for (const auto& a : r.attachments)
         n += a.data.size() / 3 * 4;
+    for (const auto& v : r.variants) // every variant's body is in every message
+        n += (v.text ? v.text->size() : 0) + (v.html ? v.html->size() : 0);
     return n;
 }
 
 void parse_fields(const json::object& o, const RequestLimits& limits, MessageRequest& r) {
     check_keys(o,
                {"from", "subject", "text", "html", "raw", "headers", "attachments", "recipients",
-                "vars", "campaign", "tags", "send_within"},
+                "vars", "campaign", "tags", "send_within", "variants", "ab", "tracking"},
                "");
     if (const auto* raw = o.if_contains("raw")) {
         parse_raw(*raw, o, r);
@@ -357,6 +497,9 @@ void parse_fields(const json::object& o, const RequestLimits& limits, MessageReq
         parse_tags(*t, r);
     if (const auto* s = o.if_contains("send_within"))
         parse_send_within(*s, r);
+    if (const auto* t = o.if_contains("tracking"))
+        parse_tracking(*t, r);
+    parse_test(o, r);
 }
 
 } // namespace

@@ -18,6 +18,14 @@
 //   vars         {..}: variables for every recipient (a recipient's own
 //                vars win, key by key)
 //   campaign     string, tags [string]; send_within "6h" (a duration)
+//   variants     A/B test: 2..10 [{"name", "subject"?, "from_name"?,
+//                "text"?, "html"?}], the first is the control; a variant
+//                changes only the fields it names (text/html only where the
+//                request has that part); names 1..32 of [a-z0-9_-], unique
+//   ab           required with variants, refused without: {"split": [% per
+//                variant, each > 0, sum <= 100; the remainder gets the
+//                winner], "duration": "4h" (1s..30d), "metric": "clicks" |
+//                "opens"}. Neither is allowed with raw.
 // Unknown keys are errors (a typo must not silently drop a setting).
 //
 // Pure: no I/O; thread-safe.
@@ -52,6 +60,21 @@ struct ApiRecipient {
     boost::json::object vars;
 };
 
+// One A/B variant: a field left nullopt is the request's own.
+struct ApiVariant {
+    std::string name;
+    std::optional<std::string> subject;
+    std::optional<std::string> from_name;
+    std::optional<std::string> text;
+    std::optional<std::string> html;
+};
+
+struct AbRequest {
+    std::vector<double> split; // percent per variant, parallel to variants
+    core::Duration duration{};
+    std::string metric; // "clicks" or "opens"
+};
+
 struct MessageRequest {
     std::string from_name;
     std::string from_address;
@@ -67,6 +90,10 @@ struct MessageRequest {
     std::string campaign;
     std::vector<std::string> tags;
     std::string send_within; // normalized duration text ("6h"); "" when absent
+    std::string
+        track; // X-Ember-Track from "tracking": "opens, clicks", "opens", "none"...; "" absent
+    std::vector<ApiVariant> variants; // empty: no A/B test
+    std::optional<AbRequest> ab;      // set exactly when variants are
 };
 
 struct RequestLimits {

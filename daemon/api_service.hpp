@@ -50,6 +50,7 @@ class ContactStore;
 namespace ember::daemon {
 
 class FeedbackService;
+class AbService;
 
 // What the API works with; each must outlive the HTTP server. Registering
 // routes dereferences none of them (tests build routers with all null).
@@ -58,6 +59,7 @@ struct ApiParts {
     queue::Store* store = nullptr;                 // message lookups, queue depth
     FeedbackService* feedback = nullptr;           // the suppression list
     personalize::ContactStore* contacts = nullptr; // null: contacts answer 501
+    AbService* ab = nullptr;                       // null: variants answer 501
 };
 
 struct ApiSettings {

@@ -2,11 +2,14 @@
 
 #include "auth/users.hpp"
 #include "core/async.hpp"
+#include "daemon/ab_service.hpp"
+#include "daemon/ab_verbs.hpp"
 #include "daemon/admin_server.hpp"
 #include "daemon/admin_verbs.hpp"
 #include "daemon/alignment_policy.hpp"
 #include "daemon/api_service.hpp"
 #include "daemon/authenticator.hpp"
+#include "daemon/campaign_report.hpp"
 #include "daemon/contact_events.hpp"
 #include "daemon/contacts_verbs.hpp"
 #include "daemon/delivery_service.hpp"
@@ -20,6 +23,7 @@
 #include "daemon/personalize_service.hpp"
 #include "daemon/queue_sink.hpp"
 #include "daemon/submission_personalize.hpp"
+#include "daemon/tracking_service.hpp"
 #include "daemon/warmup_service.hpp"
 #include "daemon/warmup_verbs.hpp"
 #include "smtp/listener.hpp"
@@ -54,6 +58,8 @@ using namespace std::chrono_literals;
 constexpr auto kAsTuple = asio::as_tuple(asio::use_awaitable);
 
 bool needs_tls(const Config& c) {
+    if (c.http.tls && c.http.listen)
+        return true;
     for (const auto& l : c.listeners) {
         if (l.tls != smtp::TlsMode::None)
             return true;
@@ -142,6 +148,7 @@ private:
     bool start();
     bool start_warmup();
     bool start_feedback();
+    bool start_ab();
     void start_personalize_submission();
     void apply_log_level(const Config& c) const;
     asio::awaitable<void> signal_loop();
@@ -164,6 +171,8 @@ private:
     std::unique_ptr<WarmupService> warmup_;           // before delivery_: its gate refers to it
     std::unique_ptr<FeedbackService> feedback_;       // before delivery_: its stages refer to it
     std::unique_ptr<PersonalizeService> personalize_; // before delivery_: likewise
+    std::unique_ptr<AbService> ab_;                   // before delivery_: its stage refers to it
+    std::unique_ptr<TrackingService> tracking_;       // before delivery_: likewise
     std::unique_ptr<FeedbackSink> feedback_sink_;
     std::unique_ptr<DeliveryService> delivery_;
     std::unique_ptr<AlignmentGate> gate_;
@@ -171,6 +180,7 @@ private:
     std::unique_ptr<PolicyChain> policies_;             // gate_, then personalize_gate_
     std::unique_ptr<SendTimePlanner> planner_;          // X-Ember-Send-Within, in sink_
     std::unique_ptr<ContactJobs> contact_jobs_;         // before personalize_ is destroyed
+    std::unique_ptr<CampaignReports> reports_;          // `emberctl report`, fed by feedback_
     std::unique_ptr<smtp::ServerContext> server_;
     std::vector<std::unique_ptr<smtp::Listener>> listeners_;
     std::unique_ptr<ApiService> api_; // before http_: its routes refer to it
@@ -214,6 +224,14 @@ bool App::start() {
         log::error("personalize.start_failed", "error={}", log::q(error));
         return false;
     }
+    if (!start_ab())
+        return false;
+    tracking_ = TrackingService::create(io_.get_executor(), config_, *store_, *feedback_, error);
+    if (!tracking_) {
+        log::error("tracking.start_failed", "error={}", log::q(error));
+        return false;
+    }
+    personalize_->add_stage_after_merge(tracking_->stage()); // links and pixel, before signing
     delivery_ =
         DeliveryService::create(io_.get_executor(), config_, *store_, metrics_.registry(), pool_,
                                 error, warmup_.get(), feedback_.get(), personalize_.get());
@@ -234,6 +252,8 @@ bool App::start() {
     server_->policy = policies_.get();
     server_->recipients = feedback_.get();
     delivery_->start();
+    ab_->set_release(scheduler_release(io_.get_executor(), delivery_->scheduler()));
+    ab_->start();
 
     add_queue_gauges(metrics_, *store_);
 
@@ -251,12 +271,15 @@ bool App::start() {
         Router router;
         add_metrics_route(router, metrics_);
         add_unsubscribe_routes(router, *feedback_);
-        api_ = std::make_unique<ApiService>(
-            ApiParts{server_.get(), store_.get(), feedback_.get(), &personalize_->contacts()},
-            api_settings(config_));
+        tracking_->add_routes(router); // GET /c/*, /o/*
+        api_ = std::make_unique<ApiService>(ApiParts{server_.get(), store_.get(), feedback_.get(),
+                                                     &personalize_->contacts(), ab_.get()},
+                                            api_settings(config_));
         add_api_routes(router, *api_);
         http_ = std::make_unique<HttpServer>(io_.get_executor(), *config_.http.listen,
                                              std::move(router), api_http_limits(config_));
+        if (config_.http.tls)
+            http_->set_tls(server_->settings->tls);
         if (const auto err = http_->start(); !err.empty()) {
             log::error("http.bind_failed", "error={}", log::q(err));
             return false;
@@ -273,6 +296,8 @@ bool App::start() {
     add_contacts_verbs(*admin_, personalize_->contacts(), *contact_jobs_);
     add_feedback_verbs(*admin_, *feedback_, delivery_->resolver(),
                        alignment_settings(config_, nullptr).egress_ips);
+    add_ab_verbs(*admin_, *ab_);
+    add_report_verbs(*admin_, *reports_);
     admin_->add_verb("status", [this](json::object) -> asio::awaitable<AdminResult> {
         co_return AdminResult::success(status());
     });
@@ -325,6 +350,30 @@ bool App::start_feedback() {
         warmup_->drain();
     });
     feedback_->start();
+    // Campaign reports (daemon/campaign_report.hpp): counters from every
+    // counted event, saved every few seconds and at stop.
+    reports_ = CampaignReports::create(io_.get_executor(), *store_, error);
+    if (!reports_) {
+        log::error("report.start_failed", "error={}", log::q(error));
+        return false;
+    }
+    feedback_->add_event_listener([this](const feedback::Event& e) { reports_->record(e); });
+    reports_->start();
+    return true;
+}
+
+// A/B tests (daemon/ab_service.hpp): the records, the stage before the
+// merge (added before DeliveryService::create adds the stages), the counts
+// from feedback events. The timer starts with delivery (it releases held mail).
+bool App::start_ab() {
+    std::string error;
+    ab_ = AbService::create(io_.get_executor(), *store_, error);
+    if (!ab_) {
+        log::error("ab.start_failed", "error={}", log::q(error));
+        return false;
+    }
+    personalize_->add_stage_before_merge(std::make_shared<AbStage>(*ab_));
+    feedback_->add_event_listener([this](const feedback::Event& event) { ab_->on_event(event); });
     return true;
 }
 
@@ -342,7 +391,7 @@ void App::start_personalize_submission() {
         if (m.info.mode == smtp::ListenerMode::Submission)
             (void)planner_->plan(m.content, record, record.submission.received_at_ms, m.queue_id);
     });
-    feedback_->set_event_listener([this](const feedback::Event& event) {
+    feedback_->add_event_listener([this](const feedback::Event& event) {
         (void)record_contact_event(personalize_->contacts(), event);
     });
 }
@@ -450,6 +499,11 @@ json::object App::reload() {
         tls = nullptr;
     apply_log_level(*next);
     server_->settings = make_settings(*next, std::move(tls));
+    if (http_ && next->http.tls != config_.http.tls)
+        log::warning("config.restart_needed", "setting=http.tls note=\"kept until restart\"");
+    next->http.tls = config_.http.tls;
+    if (http_ && config_.http.tls && server_->settings->tls)
+        http_->set_tls(server_->settings->tls); // a renewed certificate
     auth_->update(std::move(users), next->smtp);
     next->dns = config_.dns; // the resolver keeps its servers until a restart
     delivery_->reload(*next, signer);
@@ -459,6 +513,7 @@ json::object App::reload() {
     if (api_)
         api_->apply(api_settings(*next));
     personalize_->apply(*next);
+    tracking_->apply(*next);
     planner_->update(next->personalize.send_time);
     gate_->update(alignment_settings(*next, signer));
     config_ = std::move(*next);
@@ -505,8 +560,11 @@ asio::awaitable<void> App::shutdown() {
         server_->sessions.force_close_all();
     }
     // Mail already accepted stays queued; jobs in flight get the same grace.
+    ab_->set_release({}); // a decision now must not wake a stopping scheduler
     co_await delivery_->stop(config_.server.shutdown_grace);
     warmup_->stop();   // after the last job recorded its outcomes
+    ab_->stop();       // saves the counts
+    reports_->stop();  // saves the campaign counters
     feedback_->stop(); // saves the rates; webhook posts in flight end within their timeout
     if (http_)
         http_->stop();

@@ -14,6 +14,7 @@
 #include "daemon/api_config.hpp"
 #include "daemon/feedback_config.hpp"
 #include "daemon/personalize_config.hpp"
+#include "daemon/tracking_config.hpp"
 #include "dns/resolver.hpp"
 #include "queue/scheduler_config.hpp"
 #include "queue/store.hpp"
@@ -74,6 +75,9 @@ struct HttpConfig {
     // (queued or deferred) in the queue; 0 = no limit.
     std::uint64_t queue_high_water = 1'000'000;
     std::uint32_t max_recipients = 1000; // per POST /v1/messages
+    // HTTPS on the listener with the [tls] certificate (the SMTP listeners'
+    // one); false = plain HTTP, for loopback or behind a TLS proxy.
+    bool tls = false;
 };
 
 struct AdminConfig {
@@ -98,6 +102,7 @@ struct Config {
     EventsConfig events;                // [events] and [[webhook]]
     std::vector<ApiKeyConfig> api_keys; // [[api_key]]
     PersonalizeConfig personalize;      // [personalize]
+    TrackingConfig tracking;            // [tracking]
 };
 
 // Parses and validates FILE (syntax, types, bounds, unknown keys, cross-field

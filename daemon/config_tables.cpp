@@ -175,8 +175,17 @@ const cfg::Table<HttpConfig>& http_table() {
         http_listen_field(), public_url_field(),
         cfg::integer_field<HttpConfig>("queue_high_water", &HttpConfig::queue_high_water, 0,
                                        std::int64_t{1} << 40),
-        cfg::integer_field<HttpConfig>("max_recipients", &HttpConfig::max_recipients, 1, 100000)};
+        cfg::integer_field<HttpConfig>("max_recipients", &HttpConfig::max_recipients, 1, 100000),
+        cfg::bool_field<HttpConfig>("tls", &HttpConfig::tls)};
     return table;
+}
+
+// [http] tls serves with the [tls] certificate, parsed before [http].
+void check_http(const toml::value& v, const Config& c, const cfg::Context& ctx) {
+    if (c.http.tls && (c.tls.cert.empty() || c.tls.key.empty()))
+        ctx.error(v, "[http] tls = true needs [tls] cert and key");
+    if (c.http.tls && !c.http.listen)
+        ctx.error(v, "[http] tls = true needs listen");
 }
 
 const cfg::Table<AdminConfig>& admin_table() {
@@ -283,11 +292,19 @@ const std::vector<Section>& sections() {
         };
         for (auto& s : delivery_sections())
             v.push_back(std::move(s));
-        v.push_back(table_section<HttpConfig>("http", http_table, &Config::http));
+        auto http = table_section<HttpConfig>("http", http_table, &Config::http);
+        http.parse = [parse = http.parse](const toml::value& value, Config& c,
+                                          const cfg::Context& ctx) {
+            parse(value, c, ctx);
+            check_http(value, c, ctx);
+        };
+        v.push_back(std::move(http));
         for (auto& s : feedback_sections()) // after [http]: they check public_url
             v.push_back(std::move(s));
         v.push_back(api_key_section());
         for (auto& s : personalize_sections())
+            v.push_back(std::move(s));
+        for (auto& s : tracking_sections()) // after [http] and [feedback]: it checks both
             v.push_back(std::move(s));
         v.push_back(table_section<AdminConfig>("admin", admin_table, &Config::admin));
         return v;

@@ -35,6 +35,8 @@ struct Section {
 [[nodiscard]] Section api_key_section();
 // [personalize] (config_tables_personalize.cpp).
 [[nodiscard]] std::vector<Section> personalize_sections();
+// [tracking] (config_tables_tracking.cpp); after [http] and [feedback].
+[[nodiscard]] std::vector<Section> tracking_sections();
 [[nodiscard]] core::config::Field<AuthConfig> alignment_field();
 [[nodiscard]] core::config::Field<smtp::ListenerConfig> listener_alignment_field();
 

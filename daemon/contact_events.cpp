@@ -25,6 +25,12 @@ bool record_contact_event(personalize::ContactStore& contacts, const feedback::E
     const auto kind = engagement_of(event.type);
     if (!kind || event.recipient.empty())
         return false;
+    // A machine open or click (Apple's prefetch, a link scanner) says
+    // nothing about the person: it must not warm the contact up or move
+    // send times (daemon/tracking_service.hpp).
+    if (const auto* machine = event.extra.if_contains("machine");
+        machine != nullptr && machine->is_bool() && machine->as_bool())
+        return false;
     contacts.record_event(event.recipient, *kind, event.time_ms, event.sending_domain,
                           [rcpt = event.recipient, kind = *kind](personalize::ContactResult r) {
                               // NotFound: create_on_event is off and this is no contact of ours.

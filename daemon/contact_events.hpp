@@ -5,7 +5,8 @@
 // sending domain (opens and clicks also move that domain's hour-of-week
 // histogram, which send-time optimisation falls back to). Other events
 // (deferred, bounced, complained, ...) are not engagement and are ignored:
-// suppression already acts on them.
+// suppression already acts on them; so are opens and clicks flagged
+// extra.machine = true (Apple Mail Privacy Protection, link scanners).
 //
 // The FeedbackService event listener calls record_contact_event() on the
 // I/O thread; the write is queued on the Store's group committer and its

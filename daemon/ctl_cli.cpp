@@ -2,11 +2,13 @@
 
 #include "core/diagnostics.hpp"
 #include "daemon/config.hpp"
+#include "daemon/ctl_ab.hpp"
 #include "daemon/ctl_api.hpp"
 #include "daemon/ctl_client.hpp"
 #include "daemon/ctl_contacts.hpp"
 #include "daemon/ctl_feedback.hpp"
 #include "daemon/ctl_offline.hpp"
+#include "daemon/ctl_report.hpp"
 #include "daemon/ctl_warmup.hpp"
 
 #include <CLI/CLI.hpp>
@@ -187,6 +189,7 @@ const std::map<std::string, std::string, std::less<>> kGroups{
     {"warmup", "warm-up: ramp status, pause and resume, explain, dry runs"},
     {"suppress", "the suppression list: add, remove, list, check, import, export"},
     {"contacts", "contacts: attributes, tags, engagement; CSV import and export"},
+    {"ab", "A/B tests: cells, counts and the decision"},
 };
 
 // Finds or creates the subcommand for each leading word of `words`.
@@ -266,6 +269,11 @@ const std::vector<Verb>& verbs() {
          nullptr, nullptr, run_suppress_import},
         {"suppress export", "", "print the suppression list as CSV", suppress_export_options,
          nullptr, nullptr, run_suppress_export},
+        // Campaign reports (daemon/ctl_report.hpp, daemon/campaign_report.hpp).
+        {"report", "",
+         "per campaign: delivered, bounces by reason, complaints, opens, clicks, "
+         "rates, A/B lift",
+         report_options, nullptr, nullptr, run_report},
         {"compliance", "compliance",
          "bulk-sender rules per sending domain: measured, pass or fail, and why",
          compliance_options, nullptr, format_compliance, nullptr},
@@ -283,6 +291,11 @@ const std::vector<Verb>& verbs() {
          contacts_import_options, nullptr, nullptr, run_contacts_import},
         {"contacts export", "", "export contacts as CSV (the daemon writes FILE)",
          contacts_export_options, nullptr, nullptr, run_contacts_export},
+        // A/B tests (daemon/ctl_ab.hpp, daemon/ab_verbs.hpp).
+        {"ab status", "ab.status", "an A/B test: cells, counts, rates and the decision",
+         ab_status_options, nullptr, format_ab_status, nullptr},
+        {"ab list", "ab.list", "every A/B test, newest first", ab_list_options, nullptr,
+         format_ab_list, nullptr},
         // Offline: no daemon, no socket.
         {"api-key new", "", "make an HTTP API key: print the token and its [[api_key]] block",
          api_key_new_options, nullptr, nullptr, run_api_key_new},
@@ -411,6 +424,18 @@ int run(const std::vector<std::string>& argv, std::ostream& out, std::ostream& e
     if (invocation.verb->offline)
         return invocation.verb->offline(invocation, out, err);
     return run_daemon_verb(invocation, out, err);
+}
+
+int call_failed(const AdminCall& call, std::ostream& err) {
+    err << "emberctl: " << call.error << "\n";
+    switch (call.status) {
+    case AdminCall::Status::Unavailable:
+        return kExitUnavailable;
+    case AdminCall::Status::Protocol:
+        return kExitProtocol;
+    default:
+        return kExitDaemonError;
+    }
 }
 
 } // namespace ember::daemon::ctl

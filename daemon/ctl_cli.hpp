@@ -37,6 +37,11 @@ inline constexpr int kExitUnavailable = 69; // EX_UNAVAILABLE
 inline constexpr int kExitProtocol = 76;    // EX_PROTOCOL
 inline constexpr int kExitConfig = 78;      // EX_CONFIG
 
+struct AdminCall;
+// A failed admin call: its error on `err`, and the exit code for its status
+// (69 unavailable, 76 protocol, else 1).
+[[nodiscard]] int call_failed(const AdminCall& call, std::ostream& err);
+
 inline constexpr const char* kDefaultSocket = "/run/ember/admin.sock";
 inline constexpr const char* kSocketEnv = "EMBER_ADMIN_SOCKET";
 inline constexpr core::Duration kTimeout = std::chrono::seconds(5); // connect + answer

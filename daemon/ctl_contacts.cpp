@@ -24,26 +24,6 @@ namespace {
 
 constexpr auto kPollInterval = std::chrono::milliseconds(200);
 
-std::string text_of(const json::object& o, std::string_view key) {
-    const auto* v = o.if_contains(key);
-    if (v == nullptr || v->is_null())
-        return "-";
-    if (v->is_string())
-        return printable(v->get_string());
-    return printable(json::serialize(*v));
-}
-
-std::int64_t int_of(const json::object& o, std::string_view key) {
-    const auto* v = o.if_contains(key);
-    if (v == nullptr)
-        return 0;
-    if (v->is_int64())
-        return v->get_int64();
-    if (v->is_uint64())
-        return static_cast<std::int64_t>(v->get_uint64());
-    return 0;
-}
-
 // "Mon 09:00-09:59 UTC" for an hour of the week (0 = Monday 00:00).
 std::string hour_of_week_text(std::int64_t hour) {
     static constexpr std::array<const char*, 7> kDays{"Mon", "Tue", "Wed", "Thu",
@@ -85,18 +65,6 @@ std::optional<AdminCaller> caller_for(const Invocation& invocation, std::ostream
     return AdminCaller([socket](const std::string& verb, const json::object& args) {
         return call_admin(socket, verb, args, kTimeout);
     });
-}
-
-int call_failed(const AdminCall& call, std::ostream& err) {
-    err << "emberctl: " << call.error << "\n";
-    switch (call.status) {
-    case AdminCall::Status::Unavailable:
-        return kExitUnavailable;
-    case AdminCall::Status::Protocol:
-        return kExitProtocol;
-    default:
-        return kExitDaemonError;
-    }
 }
 
 std::vector<std::string> words_of(const json::object& given, std::string_view key) {

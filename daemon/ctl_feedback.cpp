@@ -50,18 +50,6 @@ std::string reasons() {
     return "hard-bounce, soft-bounce, complaint, unsubscribe or manual";
 }
 
-int call_failed(const AdminCall& call, std::ostream& err) {
-    err << "emberctl: " << call.error << "\n";
-    switch (call.status) {
-    case AdminCall::Status::Unavailable:
-        return kExitUnavailable;
-    case AdminCall::Status::Protocol:
-        return kExitProtocol;
-    default:
-        return kExitDaemonError;
-    }
-}
-
 // The daemon behind -s / -c / $EMBER_ADMIN_SOCKET, as run_daemon_verb finds it.
 std::optional<AdminCaller> caller_for(const Invocation& invocation, std::ostream& err) {
     std::string error;

@@ -217,6 +217,31 @@ std::string printable(std::string_view text) {
     return out;
 }
 
+std::string text_of(const json::object& o, std::string_view key) {
+    const auto* v = o.if_contains(key);
+    if (v == nullptr || v->is_null())
+        return "-";
+    if (v->is_string())
+        return printable(v->get_string());
+    return printable(json::serialize(*v));
+}
+
+std::int64_t int_of(const json::object& o, std::string_view key) {
+    const auto* v = o.if_contains(key);
+    if (v == nullptr)
+        return 0;
+    if (v->is_int64())
+        return v->get_int64();
+    if (v->is_uint64())
+        return static_cast<std::int64_t>(v->get_uint64());
+    return 0;
+}
+
+std::uint64_t count_of(const json::object& o, std::string_view key) {
+    const auto n = int_of(o, key);
+    return n > 0 ? static_cast<std::uint64_t>(n) : 0;
+}
+
 Printed format_status(const json::value& result) {
     const auto& status = object_of(result);
     std::string out = key_values({

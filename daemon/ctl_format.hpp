@@ -8,9 +8,11 @@
 // (header fields, remote replies) has its control characters replaced by
 // '?' so printing it cannot drive the operator's terminal.
 
+#include <boost/json/object.hpp>
 #include <boost/json/value.hpp>
 
 #include <cstddef>
+#include <cstdint>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -51,6 +53,14 @@ private:
 
 // Control characters (C0, DEL, C1) replaced by '?'.
 [[nodiscard]] std::string printable(std::string_view text);
+
+// Fields of a daemon answer for tables: a string printable, other values as
+// JSON, "-" when absent or null.
+[[nodiscard]] std::string text_of(const boost::json::object& o, std::string_view key);
+// An integer field; 0 when absent or not an integer.
+[[nodiscard]] std::int64_t int_of(const boost::json::object& o, std::string_view key);
+// A count: as int_of, negative values are 0.
+[[nodiscard]] std::uint64_t count_of(const boost::json::object& o, std::string_view key);
 
 [[nodiscard]] Printed format_status(const boost::json::value& result);
 [[nodiscard]] Printed format_reload(const boost::json::value& result); // exit 1 unless reloaded

@@ -43,6 +43,10 @@ struct DispatchRecipient {
     std::string prepend;                        // header fields to prepend, each ending in CRLF
     std::string render_key;                     // "" = the job's content; else names `content`
     std::shared_ptr<const std::string> content; // the rendered message when render_key != ""
+    // The A/B variant to render ("" = none): set by the A/B stage before
+    // the merge, which turns it into the variable `variant` and the tag
+    // `variant:NAME` (daemon/personalize_stages.hpp); it wins over a hook's.
+    std::string variant = {};
 };
 
 struct DispatchContext {

@@ -492,8 +492,8 @@ void FeedbackService::emit(Event event, EmitOptions options, std::function<void(
         if (guardrail_)
             if (const auto signal = feedback::guardrail_signal(event))
                 guardrail_(*signal);
-        if (event_listener_)
-            event_listener_(event);
+        for (const auto& listener : event_listeners_)
+            listener(event);
     }
     outbox_->publish(std::move(event), std::move(done));
 }

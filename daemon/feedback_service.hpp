@@ -157,7 +157,10 @@ public:
     // rates: contacts' engagement (daemon/contact_events.hpp). Runs on the
     // emitting thread; must be quick.
     using EventListener = std::function<void(const feedback::Event&)>;
-    void set_event_listener(EventListener listener) { event_listener_ = std::move(listener); }
+    // Listeners run in the order added (engagement, A/B counts, reports).
+    void add_event_listener(EventListener listener) {
+        event_listeners_.push_back(std::move(listener));
+    }
 
     // ---- the parts the daemon wires ----
     [[nodiscard]] smtp::RecipientVerdict
@@ -239,7 +242,7 @@ private:
     std::uint64_t generation_ = 0;
     bool running_ = false;
     GuardrailHook guardrail_;
-    EventListener event_listener_;
+    std::vector<EventListener> event_listeners_;
     std::vector<std::pair<std::int64_t, std::int64_t>> unsubscribe_delays_; // (at, delay) ms
     std::map<feedback::SuppressionReason, std::uint64_t> suppression_counts_;
     std::optional<std::int64_t> suppression_counted_ms_; // clock_() of the last scan

@@ -2,6 +2,7 @@
 
 #include "core/ascii.hpp"
 #include "core/log.hpp"
+#include "daemon/personalize_service.hpp"
 #include "daemon/warmup_service.hpp"
 #include "feedback/classify.hpp"
 #include "queue/record.hpp"
@@ -26,16 +27,66 @@ std::string trim(std::string_view s) {
     return std::string(s.substr(b, e - b + 1));
 }
 
+// At most `max` octets, cut at a UTF-8 character boundary.
+std::string capped(std::string text, std::size_t max) {
+    if (text.size() <= max)
+        return text;
+    auto cut = max;
+    while (cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xC0) == 0x80)
+        --cut;
+    text.resize(cut);
+    return text;
+}
+
+std::vector<std::string> split_tags(std::string_view value) {
+    std::vector<std::string> out;
+    for (std::size_t pos = 0; pos <= value.size() && out.size() < kMaxTags;) {
+        auto comma = value.find(',', pos);
+        if (comma == std::string_view::npos)
+            comma = value.size();
+        auto tag = trim(value.substr(pos, comma - pos));
+        if (!tag.empty())
+            out.push_back(capped(std::move(tag), kMaxTagOctets));
+        pos = comma + 1;
+    }
+    return out;
+}
+
+// "TESTID; cell=NAME" (parameters after ';', names case-insensitive, a
+// value may be quoted as in RFC 2045's parameters).
+void parse_ab(std::string_view value, CampaignFields& out) {
+    const auto semi = value.find(';');
+    out.ab_test = capped(trim(value.substr(0, semi)), kMaxVariantOctets);
+    for (auto pos = semi; pos != std::string_view::npos;) {
+        const auto next = value.find(';', pos + 1);
+        const auto param =
+            value.substr(pos + 1, next == std::string_view::npos ? value.npos : next - pos - 1);
+        pos = next;
+        const auto eq = param.find('=');
+        if (eq == std::string_view::npos || core::ascii_lower(trim(param.substr(0, eq))) != "cell")
+            continue;
+        auto cell = trim(param.substr(eq + 1));
+        if (cell.size() >= 2 && cell.front() == '"' && cell.back() == '"')
+            cell = trim(std::string_view(cell).substr(1, cell.size() - 2));
+        out.variant = capped(std::move(cell), kMaxVariantOctets);
+    }
+}
+
 // An event about one recipient of a job: the fields every type shares.
 Event job_event(EventType type, const core::DeliveryJob& job, const core::JobRecipient& r,
-                const std::string& sending_domain) {
+                const std::string& sending_domain, const CampaignFields& campaign) {
     Event e;
     e.type = type;
     e.queue_id = job.queue_id;
     e.recipient = r.spec.address;
     e.sending_domain = sending_domain;
     e.destination = job.domain;
+    set_campaign(e, campaign);
     return e;
+}
+
+CampaignFields job_campaign(const core::DeliveryJob& job) {
+    return job.content ? campaign_fields(*job.content) : CampaignFields{};
 }
 
 void add_reply(Event& e, const core::Outcome& o) {
@@ -85,6 +136,28 @@ std::string fold_uris(std::string_view value) {
 } // namespace
 
 // ---- pure helpers -----------------------------------------------------------
+
+CampaignFields campaign_fields(const smtp::HeaderBlock& header) {
+    CampaignFields out;
+    if (const auto* f = smtp::find_field(header, kCampaignHeader))
+        out.campaign = capped(trim(smtp::unfold(f->value)), kMaxCampaignOctets);
+    if (const auto* f = smtp::find_field(header, kTagsHeader))
+        out.tags = split_tags(smtp::unfold(f->value));
+    if (const auto* f = smtp::find_field(header, kAbHeader))
+        parse_ab(smtp::unfold(f->value), out);
+    return out;
+}
+
+CampaignFields campaign_fields(std::string_view content) {
+    return campaign_fields(smtp::parse_header_block(content));
+}
+
+void set_campaign(feedback::Event& event, const CampaignFields& fields) {
+    event.campaign = fields.campaign;
+    event.tags = fields.tags;
+    event.ab_test = fields.ab_test;
+    event.variant = fields.variant;
+}
 
 bool wants_list_unsubscribe(const FeedbackPolicy& policy, std::string_view sending_domain,
                             const smtp::HeaderBlock& header) {
@@ -141,6 +214,7 @@ core::Outcome suppressed_outcome(const feedback::SuppressionEntry& entry) {
 
 asio::awaitable<void> SuppressionStage::apply(std::shared_ptr<DispatchContext> ctx) {
     auto& list = service_.suppressions();
+    std::optional<CampaignFields> campaign; // read once, at the first hit
     for (auto& r : ctx->recipients) {
         if (r.decided)
             continue;
@@ -152,7 +226,10 @@ asio::awaitable<void> SuppressionStage::apply(std::shared_ptr<DispatchContext> c
                   ctx->job.queue_id, log::q(r.recipient.spec.address),
                   feedback::suppression_reason_name(entry->reason),
                   entry->scope.empty() ? "global" : entry->scope);
-        auto e = job_event(EventType::Suppressed, ctx->job, r.recipient, ctx->sending_domain);
+        if (!campaign)
+            campaign = job_campaign(ctx->job);
+        auto e =
+            job_event(EventType::Suppressed, ctx->job, r.recipient, ctx->sending_domain, *campaign);
         e.text = r.decided->text;
         e.source = "queue";
         e.extra["suppression_reason"] = feedback::suppression_reason_name(entry->reason);
@@ -220,6 +297,8 @@ void OutcomeObserver::record(const core::DeliveryJob& job,
     const auto p = service_.policy();
     const auto sending = sending_domain_of(job);
     std::optional<bool> bulk; // parsed once, when a delivery needs it
+    // Once per job, not per recipient: the content is shared.
+    const auto campaign = job_campaign(job);
     for (std::size_t i = 0; i < outcomes.size() && i < job.recipients.size(); ++i) {
         const auto& o = outcomes[i];
         const auto& r = job.recipients[i];
@@ -228,7 +307,7 @@ void OutcomeObserver::record(const core::DeliveryJob& job,
         if (o.kind == core::OutcomeKind::Throttled) {
             if (!service_.throttle_changed(job.message_id, r.index, o.text))
                 continue;
-            auto e = job_event(EventType::Throttled, job, r, sending);
+            auto e = job_event(EventType::Throttled, job, r, sending, campaign);
             e.text = o.text;
             e.source = "queue";
             e.extra["until"] = o.not_before_ms;
@@ -237,7 +316,7 @@ void OutcomeObserver::record(const core::DeliveryJob& job,
         }
         service_.forget_throttle(job.message_id, r.index);
         const auto& address = r.spec.address;
-        auto e = job_event(EventType::Delivered, job, r, sending);
+        auto e = job_event(EventType::Delivered, job, r, sending, campaign);
         add_reply(e, o);
         e.source = "smtp";
         e.extra["attempt"] = job.attempt;
@@ -278,6 +357,7 @@ void OutcomeObserver::record(const core::DeliveryJob& job,
 
 void BounceObserver::failed(const queue::Message& message, std::vector<std::uint32_t> indexes) {
     std::optional<std::string> sending;
+    CampaignFields campaign;
     for (const auto i : indexes) {
         if (i >= message.recipients.size())
             continue;
@@ -293,6 +373,7 @@ void BounceObserver::failed(const queue::Message& message, std::vector<std::uint
             if (const auto content = service_.store().load_content(message.id))
                 job.content = std::make_shared<const std::string>(*content);
             sending = sending_domain_of(job);
+            campaign = job_campaign(job);
         }
         const auto queue_id = queue::format_queue_id(message.id);
         Event e;
@@ -301,6 +382,7 @@ void BounceObserver::failed(const queue::Message& message, std::vector<std::uint
         e.recipient = r.spec.address;
         e.sending_domain = *sending;
         e.destination = core::address_domain(r.spec.address);
+        set_campaign(e, campaign);
         add_reply(e, o);
         e.reason = expired ? feedback::Reason::Expired : feedback::Reason::OnHold;
         e.hard = false;

@@ -32,6 +32,13 @@
 // reason). BounceObserver (around the scheduler's BounceSink) reports
 // expiries (`expired`, a soft final failure) and administrator bounces.
 //
+// Every event built from a job whose content is at hand (delivered,
+// deferred, bounced, throttled, suppressed at dispatch, expired, admin
+// bounces) carries the message's campaign, tags, A/B test and cell, read
+// once per job from the queued header (campaign_fields()): the stages that
+// strip the X-Ember-* fields work on per-recipient copies, never on the
+// job's content.
+//
 // Threads: the daemon's I/O executor, like the scheduler.
 
 #include "core/delivery.hpp"
@@ -45,8 +52,32 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace ember::daemon {
+
+// What a message says about its campaign (daemon/personalize_service.hpp
+// names the fields): X-Ember-Campaign (trimmed), X-Ember-Tags (a comma
+// list, each trimmed, empty ones dropped), X-Ember-AB ("TESTID; cell=NAME":
+// the test id and the cell; a missing cell leaves variant empty). Values
+// are capped (kMaxCampaignOctets, ...) so a report's storage key stays
+// under LMDB's 511 octets; a longer value is cut, not refused (the mail was
+// accepted long ago).
+struct CampaignFields {
+    std::string campaign;
+    std::vector<std::string> tags;
+    std::string ab_test;
+    std::string variant;
+};
+inline constexpr std::size_t kMaxCampaignOctets = 256;
+inline constexpr std::size_t kMaxVariantOctets = 64;
+inline constexpr std::size_t kMaxTagOctets = 128;
+inline constexpr std::size_t kMaxTags = 32;
+
+[[nodiscard]] CampaignFields campaign_fields(const smtp::HeaderBlock& header);
+[[nodiscard]] CampaignFields campaign_fields(std::string_view content);
+// Copies the fields into the event (empty ones stay absent).
+void set_campaign(feedback::Event& event, const CampaignFields& fields);
 
 class SuppressionStage final : public DispatchStage {
 public:

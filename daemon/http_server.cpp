@@ -9,6 +9,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
 #include <fmt/core.h>
 
 #include <algorithm>
@@ -132,6 +133,7 @@ struct HttpServer::State {
     std::size_t sessions = 0;
     std::uint64_t next_session = 0;
     std::map<std::uint64_t, beast::tcp_stream*> reading; // sessions waiting for a request
+    std::shared_ptr<asio::ssl::context> tls;             // set: HTTPS only
 };
 
 namespace {
@@ -267,19 +269,21 @@ awaitable<void> linger(beast::tcp_stream stream) {
 
 // One connection: read a request, answer it, repeat while kept alive. Kept
 // as one loop (Beast's coroutine server shape) although a little over 40
-// lines: read, answer and the keep-alive decision belong together.
-awaitable<void> session(std::shared_ptr<State> state, tcp::socket socket) {
-    SessionSlot slot(state);
-    beast::tcp_stream stream(std::move(socket));
-    const std::string remote = peer_text(stream);
+// lines: read, answer and the keep-alive decision belong together. `tcp`
+// is `stream` itself for plain HTTP, its lowest layer for HTTPS: deadlines
+// and stop()'s cancellation act there. True when an error answer was sent
+// (the caller lingers).
+template <typename Stream>
+awaitable<bool> serve(std::shared_ptr<State> state, const SessionSlot& slot, Stream& stream,
+                      beast::tcp_stream& tcp, std::string remote) {
     beast::flat_buffer buffer;
     bool failed = false;
     while (!state->stopping) {
         http::request_parser<http::string_body> parser;
         parser.header_limit(static_cast<std::uint32_t>(state->limits.header_limit));
         parser.body_limit(state->limits.body_limit);
-        stream.expires_after(state->limits.read_timeout);
-        state->reading[slot.id] = &stream;
+        tcp.expires_after(state->limits.read_timeout);
+        state->reading[slot.id] = &tcp;
         auto [read_ec, n] = co_await http::async_read(stream, buffer, parser, kTuple);
         state->reading.erase(slot.id);
 
@@ -304,11 +308,44 @@ awaitable<void> session(std::shared_ptr<State> state, tcp::socket socket) {
                 keep_alive && !state->draining && answer.status != 400 && answer.status != 500;
             reply = to_beast(std::move(answer), version, keep_alive, head);
         }
-        stream.expires_after(state->limits.write_timeout);
+        tcp.expires_after(state->limits.write_timeout);
         auto [write_ec, written] = co_await http::async_write(stream, reply, kTuple);
         if (write_ec || !keep_alive)
             break;
     }
+    co_return failed;
+}
+
+// HTTPS: the handshake under the read deadline (a client that connects and
+// says nothing is dropped like an idle one), then the same loop, then a
+// close_notify (bounded by the write deadline; a client that vanished is
+// not waited for).
+awaitable<void> serve_tls(std::shared_ptr<State> state, const SessionSlot& slot,
+                          beast::ssl_stream<beast::tcp_stream>& stream, std::string remote) {
+    auto& tcp = stream.next_layer();
+    tcp.expires_after(state->limits.read_timeout);
+    state->reading[slot.id] = &tcp;
+    auto [hs_ec] = co_await stream.async_handshake(asio::ssl::stream_base::server, kTuple);
+    state->reading.erase(slot.id);
+    if (hs_ec) {
+        log::info("http.tls_failed", "client={} error={}", remote, log::q(hs_ec.message()));
+        co_return;
+    }
+    (void)co_await serve(state, slot, stream, tcp, remote);
+    tcp.expires_after(state->limits.write_timeout);
+    [[maybe_unused]] auto [shutdown_ec] = co_await stream.async_shutdown(kTuple);
+}
+
+awaitable<void> session(std::shared_ptr<State> state, tcp::socket socket) {
+    SessionSlot slot(state);
+    beast::tcp_stream stream(std::move(socket));
+    const std::string remote = peer_text(stream);
+    if (auto tls = state->tls) {
+        beast::ssl_stream<beast::tcp_stream> secure(std::move(stream), *tls);
+        co_await serve_tls(state, slot, secure, remote);
+        co_return;
+    }
+    const bool failed = co_await serve(state, slot, stream, stream, remote);
     if (failed)
         co_await linger(std::move(stream));
 }
@@ -393,6 +430,10 @@ std::string HttpServer::start() {
     log::info("http.listening", "address={} port={}", log::q(state.endpoint.host), state.port);
     core::spawn(state.executor, accept_loop(state_), "http.accept", core::TaskKind::TopLevel);
     return "";
+}
+
+void HttpServer::set_tls(std::shared_ptr<asio::ssl::context> tls) {
+    state_->tls = std::move(tls);
 }
 
 void HttpServer::drain() {

@@ -24,6 +24,9 @@
 //   (but before its io_context, like any Asio I/O object); objects a handler
 //   captures by reference must outlive the io_context run.
 //
+// - With set_tls(), every connection is HTTPS ([http] tls): the TLS
+//   handshake runs under the read deadline, and no plain request is served.
+//
 // Threads: every member is called on, and every session runs on, the
 // executor given to the constructor; it must be single-threaded (strand or a
 // one-thread io_context), so no locks are needed.
@@ -33,6 +36,7 @@
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
+#include <boost/asio/ssl/context.hpp>
 
 #include <chrono>
 #include <cstddef>
@@ -127,6 +131,10 @@ public:
     // port), then accepts in the background. "" or an error text naming the
     // endpoint.
     [[nodiscard]] std::string start();
+    // HTTPS from now on for new connections (the [tls] certificate, also
+    // after a reload); nullptr = plain HTTP. A connection keeps the context
+    // it was accepted with.
+    void set_tls(std::shared_ptr<boost::asio::ssl::context> tls);
     void drain();
     void stop();
 

@@ -76,7 +76,8 @@ void describe(CompiledEntry& entry, std::string_view queued) {
 std::shared_ptr<const CompiledEntry> compile_entry(const std::string& queued) {
     auto entry = std::make_shared<CompiledEntry>();
     describe(*entry, queued);
-    const std::vector<std::string_view> ours{kCampaignHeader, kTagsHeader, kSendWithinHeader};
+    const std::vector<std::string_view> ours{kCampaignHeader, kTagsHeader, kSendWithinHeader,
+                                             kAbHeader, kTrackHeader};
     const auto stripped = strip_fields(queued, ours);
     auto compiled = pz::CompiledMessage::compile(stripped ? *stripped : queued);
     if (auto* error = std::get_if<pz::MergeError>(&compiled)) {
@@ -158,7 +159,11 @@ void PersonalizeService::apply(const Config& config) {
 }
 
 void PersonalizeService::add_stages(Dispatcher& dispatcher) {
+    for (const auto& stage : before_merge_)
+        dispatcher.add_stage(stage);
     dispatcher.add_stage(std::make_shared<PersonalizeStage>(*this));
+    for (const auto& stage : after_merge_)
+        dispatcher.add_stage(stage);
 }
 
 double PersonalizeService::priority(std::string_view address) const {

@@ -27,6 +27,7 @@
 
 #include "core/delivery.hpp"
 #include "daemon/config.hpp"
+#include "daemon/dispatch.hpp"
 #include "personalize/contacts.hpp"
 #include "personalize/hook.hpp"
 #include "personalize/merge.hpp"
@@ -48,7 +49,6 @@
 
 namespace ember::daemon {
 
-class Dispatcher;
 class FeedbackService;
 
 // The header fields of a submitted message that speak to ember, not to the
@@ -57,6 +57,8 @@ class FeedbackService;
 inline constexpr std::string_view kCampaignHeader = "X-Ember-Campaign";      // the hook's campaign
 inline constexpr std::string_view kTagsHeader = "X-Ember-Tags";              // comma-separated tags
 inline constexpr std::string_view kSendWithinHeader = "X-Ember-Send-Within"; // issue 7 STO
+inline constexpr std::string_view kAbHeader = "X-Ember-AB"; // "TEST-ID; cell=NAME" (A/B tests)
+inline constexpr std::string_view kTrackHeader = "X-Ember-Track"; // "opens, clicks" or "none"
 
 // A job's message as the stage needs it: compiled from the queued bytes
 // without the X-Ember-* fields above, or why it cannot be rendered.
@@ -97,6 +99,15 @@ public:
     [[nodiscard]] const PersonalizeConfig& config() const { return config_; }
     // Adds the personalization stage (hook, then merge).
     void add_stages(Dispatcher& dispatcher);
+    // Stages that belong around the merge: `before` ones run ahead of it
+    // (the A/B stage assigns variants), `after` ones on its output
+    // (tracking rewrites the rendered HTML). Call before add_stages().
+    void add_stage_before_merge(std::shared_ptr<DispatchStage> stage) {
+        before_merge_.push_back(std::move(stage));
+    }
+    void add_stage_after_merge(std::shared_ptr<DispatchStage> stage) {
+        after_merge_.push_back(std::move(stage));
+    }
 
     // The contact's engagement priority (ContactStore::priority) now: what
     // the warm-up gate orders recipients by when its cap is scarce.
@@ -132,6 +143,8 @@ private:
 
     boost::asio::any_io_executor executor_;
     FeedbackService* feedback_;
+    std::vector<std::shared_ptr<DispatchStage>> before_merge_;
+    std::vector<std::shared_ptr<DispatchStage>> after_merge_;
     boost::asio::thread_pool* pool_;
     Clock clock_;
     PersonalizeConfig config_;

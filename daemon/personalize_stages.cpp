@@ -139,15 +139,19 @@ RenderInput render_input(Work& w, std::size_t i) {
         in.attributes = std::move(c->attributes);
         in.tags = std::move(c->tags);
     }
+    std::string variant = w.ctx->recipients[i].variant; // an A/B test's cell wins
     if (auto& a = w.answers[i]) {
         in.hook_vars = std::move(a->vars);
         in.headers = std::move(a->headers);
-        if (!a->variant.empty()) {
-            // ember-hook(7) variants: the variable and the tag (see the header).
-            if (!in.hook_vars.contains("variant"))
-                in.hook_vars["variant"] = a->variant;
-            in.tags.push_back("variant:" + a->variant);
-        }
+        if (variant.empty())
+            variant = a->variant;
+    }
+    if (!variant.empty()) {
+        // ember-hook(7) variants: the variable and the tag (see the header);
+        // a hook's own `variant` variable stays unless a test assigned one.
+        if (!w.ctx->recipients[i].variant.empty() || !in.hook_vars.contains("variant"))
+            in.hook_vars["variant"] = variant;
+        in.tags.push_back("variant:" + variant);
     }
     return in;
 }

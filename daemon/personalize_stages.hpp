@@ -30,7 +30,8 @@
 //             and without hook headers is left alone (signed once, byte
 //             for byte); with them, every recipient shares one stripped copy.
 //
-// Variants: a hook's "variant": "b" makes, for that recipient, the merge
+// Variants: an A/B test's cell (DispatchRecipient::variant, set by the A/B
+// stage) or else a hook's "variant": "b" makes, for that recipient, the merge
 // variable `variant` "b" and the tag `variant:b`, so a message holds its
 // variants as sections: {{#tag:variant:b}}...{{/tag:variant:b}} and
 // {{^tag:variant:b}}default...{{/tag:variant:b}}. A message that names no

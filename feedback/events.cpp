@@ -131,6 +131,8 @@ void read_optional_fields(const json::object& o, Event& e) {
         for (const auto& tag : tags->get_array())
             if (tag.is_string())
                 e.tags.emplace_back(tag.get_string());
+    e.ab_test = get_string(o, "ab_test");
+    e.variant = get_string(o, "variant");
     if (const auto* extra = o.if_contains("extra"); extra != nullptr && extra->is_object())
         e.extra = extra->get_object();
 }
@@ -211,6 +213,8 @@ std::string encode_event(const Event& e) {
             tags.emplace_back(sanitize_utf8(tag));
         o["tags"] = std::move(tags);
     }
+    put_string(o, "ab_test", e.ab_test);
+    put_string(o, "variant", e.variant);
     if (!e.extra.empty())
         o["extra"] = e.extra;
     return json::serialize(o);

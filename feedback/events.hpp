@@ -43,6 +43,10 @@
 //   one_click       bool    it carried a signed RFC 8058 one-click List-Unsubscribe
 //   campaign        string  the sender's campaign id
 //   tags            array of strings, the sender's tags
+//   ab_test         string  the A/B test the message belongs to (its id)
+//   variant         string  the message's A/B cell: a variant's name for the
+//                           test cells, "rest" for the recipients who get
+//                           the winner once the test is decided
 //   extra           object  anything else (click URL, user agent, attempt count)
 //
 // Events are plain values; encode/decode are pure and thread-safe.
@@ -114,6 +118,8 @@ struct Event {
     std::optional<bool> one_click;
     std::string campaign;
     std::vector<std::string> tags;
+    std::string ab_test;
+    std::string variant;
     boost::json::object extra;
 
     friend bool operator==(const Event&, const Event&) = default;

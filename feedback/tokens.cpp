@@ -10,6 +10,8 @@
 #include <array>
 #include <cctype>
 #include <charconv>
+#include <climits>
+#include <cstdint>
 #include <set>
 
 namespace ember::feedback {
@@ -27,6 +29,8 @@ constexpr std::string_view kVerpLabel = "ember-verp-v1";
 constexpr std::string_view kUrlLabel = "ember-unsubscribe-url-v1";
 constexpr std::string_view kMailtoLabel = "ember-unsubscribe-mailto-v1";
 constexpr std::string_view kEmberIdLabel = "ember-id-v1";
+constexpr std::string_view kTrackingLabel = "ember-tracking-v1";
+constexpr std::size_t kTrackingMac = 12; // 96 bits, see tokens.hpp
 
 constexpr std::string_view kBase32 = "abcdefghijklmnopqrstuvwxyz234567";
 constexpr std::string_view kBase64Url =
@@ -240,6 +244,75 @@ Bytes ember_id_payload(std::uint64_t queue_id, std::uint32_t index, std::string_
     put_u32(out, index);
     out.append(address);
     return out;
+}
+
+void put_leb128_64(Bytes& out, std::uint64_t v) {
+    do {
+        auto byte = static_cast<std::uint8_t>(v & 0x7f);
+        v >>= 7;
+        if (v != 0)
+            byte |= 0x80;
+        out.push_back(static_cast<char>(byte));
+    } while (v != 0);
+}
+
+// Canonical LEB128 of at most 9 groups (63 bits).
+bool get_leb128_64(std::string_view& in, std::uint64_t& value) {
+    value = 0;
+    for (std::size_t i = 0; i < 9 && i < in.size(); ++i) {
+        const auto byte = static_cast<unsigned char>(in[i]);
+        value |= static_cast<std::uint64_t>(byte & 0x7f) << (7 * i);
+        if ((byte & 0x80) == 0) {
+            if (i > 0 && byte == 0)
+                return false;
+            in.remove_prefix(i + 1);
+            return true;
+        }
+    }
+    return false;
+}
+
+void put_string(Bytes& out, std::string_view text) {
+    put_leb128_64(out, text.size());
+    out.append(text);
+}
+
+bool get_string(std::string_view& in, std::string& text) {
+    std::uint64_t size = 0;
+    if (!get_leb128_64(in, size) || size > in.size())
+        return false;
+    text.assign(in.substr(0, size));
+    in.remove_prefix(size);
+    return true;
+}
+
+Bytes tracking_payload(const TrackingId& id) {
+    Bytes out;
+    out.push_back(static_cast<char>(kVersion));
+    out.push_back(static_cast<char>(id.kind));
+    put_u64(out, id.queue_id);
+    put_leb128_64(out, static_cast<std::uint64_t>(std::max<std::int64_t>(id.dispatched_at, 0)));
+    put_string(out, id.recipient);
+    put_string(out, lower_domain(id.sending_domain));
+    put_string(out, id.campaign);
+    put_string(out, id.ab_test);
+    put_string(out, id.variant);
+    if (id.kind == TrackingKind::Click)
+        put_string(out, id.url);
+    return out;
+}
+
+// The fields after version and kind; false when they do not fill `in` exactly.
+bool read_tracking_fields(std::string_view in, TrackingId& id) {
+    std::uint64_t at = 0;
+    if (!get_be(in, id.queue_id) || !get_leb128_64(in, at) || at > INT64_MAX)
+        return false;
+    id.dispatched_at = static_cast<std::int64_t>(at);
+    const bool read = get_string(in, id.recipient) && get_string(in, id.sending_domain) &&
+                      get_string(in, id.campaign) && get_string(in, id.ab_test) &&
+                      get_string(in, id.variant) &&
+                      (id.kind != TrackingKind::Click || get_string(in, id.url));
+    return read && in.empty();
 }
 
 bool all_digits(std::string_view text) {
@@ -458,6 +531,46 @@ TokenSigner::verify_unsubscribe_mailto_token(std::string_view token,
             }
         }
     }
+    return check;
+}
+
+// ---- Open and click tracking ----
+
+std::string TokenSigner::tracking_token(const TrackingId& id) const {
+    auto payload = tracking_payload(id);
+    const auto mac = hmac(keys_.front(), kTrackingLabel, payload);
+    payload.append(mac, 0, kTrackingMac);
+    return base64url_encode(payload);
+}
+
+TrackingCheck TokenSigner::verify_tracking_token(std::string_view token) const {
+    TrackingCheck check;
+    if (token.size() > kMaxTrackingToken)
+        return check;
+    const auto bytes = base64url_decode(token);
+    if (!bytes || bytes->size() < 2 + 8 + 1 + 5 + kTrackingMac)
+        return check;
+    const std::string_view in(*bytes);
+    if (static_cast<std::uint8_t>(in[0]) != kVersion) {
+        check.status = TokenStatus::UnknownVersion;
+        return check;
+    }
+    const auto kind = static_cast<std::uint8_t>(in[1]);
+    if (kind > static_cast<std::uint8_t>(TrackingKind::Click))
+        return check;
+    TrackingId id;
+    id.kind = static_cast<TrackingKind>(kind);
+    const auto signed_part = in.substr(0, in.size() - kTrackingMac);
+    if (!read_tracking_fields(signed_part.substr(2), id))
+        return check;
+    const auto* key = verify_mac(keys_, kTrackingLabel, signed_part, in.substr(signed_part.size()));
+    if (key == nullptr) {
+        check.status = TokenStatus::BadSignature;
+        return check;
+    }
+    check.status = TokenStatus::Ok;
+    check.id = std::move(id);
+    check.key_id = key->id;
     return check;
 }
 

@@ -197,3 +197,136 @@ TEST_CASE("a recipient's vars override the message's key by key") {
     const json::object own{{"b", 3}, {"c", 4}};
     CHECK(ed::layered_vars(message, own) == json::object{{"a", 1}, {"b", 3}, {"c", 4}});
 }
+
+// ---- A/B tests: variants and ab ----
+
+namespace {
+
+const std::string kAb = R"("ab": {"split": [10, 10], "duration": "4h", "metric": "clicks"})";
+const std::string kTwo = R"("variants": [{"name": "a"}, {"name": "b", "subject": "B"}])";
+
+} // namespace
+
+TEST_CASE("variants and ab parse into the request") {
+    auto result =
+        ed::parse_message_request(request(R"({"html": "<p>h</p>", "variants": [{"name": "control"},
+                    {"name": "b_2", "subject": "Sb", "from_name": "Fb", "text": "Tb",
+                     "html": "<p>b</p>"}],
+                    "ab": {"split": [12.5, 10], "duration": "90m", "metric": "opens"}})"),
+                                  kLimits);
+    REQUIRE(std::holds_alternative<ed::MessageRequest>(result));
+    const auto& r = std::get<ed::MessageRequest>(result);
+    REQUIRE(r.variants.size() == 2);
+    CHECK(r.variants[0].name == "control");
+    CHECK_FALSE(r.variants[0].subject.has_value());
+    CHECK(r.variants[1].subject == "Sb");
+    CHECK(r.variants[1].from_name == "Fb");
+    CHECK(r.variants[1].text == "Tb");
+    CHECK(r.variants[1].html == "<p>b</p>");
+    REQUIRE(r.ab.has_value());
+    CHECK(r.ab->split == std::vector<double>{12.5, 10});
+    CHECK(r.ab->duration == std::chrono::minutes(90));
+    CHECK(r.ab->metric == "opens");
+}
+
+TEST_CASE("a split of 100 percent (no rest) and a duration of one second are allowed") {
+    const auto body = request(
+        R"({)" + kTwo + R"(, "ab": {"split": [50, 50], "duration": "1s", "metric": "clicks"}})");
+    CHECK(std::holds_alternative<ed::MessageRequest>(ed::parse_message_request(body, kLimits)));
+}
+
+TEST_CASE("each malformed A/B field is a 400 naming that field") {
+    struct Case {
+        std::string patch;
+        std::string field;
+    };
+    const std::string ab_two = kAb;
+    const Case cases[] = {
+        {R"({"variants": [{"name": "a"}]})", "variants"},
+        {R"({"variants": {"name": "a"}})", "variants"},
+        {R"({"variants": [{"name": "a"},{"name": "b"},{"name": "c"},{"name": "d"},{"name": "e"},
+             {"name": "f"},{"name": "g"},{"name": "h"},{"name": "i"},{"name": "j"},
+             {"name": "k"}]})",
+         "variants"},
+        {R"({"variants": [{"name": "a"}, "b"], )" + ab_two + "}", "variants[1]"},
+        {R"({"variants": [{"name": "a"}, {"subject": "x"}], )" + ab_two + "}", "variants[1].name"},
+        {R"({"variants": [{"name": "a"}, {"name": "B"}], )" + ab_two + "}", "variants[1].name"},
+        {R"({"variants": [{"name": "a"}, {"name": ""}], )" + ab_two + "}", "variants[1].name"},
+        {R"({"variants": [{"name": "a"}, {"name": "x23456789012345678901234567890123"}], )" +
+             ab_two + "}",
+         "variants[1].name"},
+        {R"({"variants": [{"name": "a"}, {"name": 7}], )" + ab_two + "}", "variants[1].name"},
+        {R"({"variants": [{"name": "a"}, {"name": "a"}], )" + ab_two + "}", "variants[1].name"},
+        {R"({"variants": [{"name": "a"}, {"name": "b", "body": "x"}], )" + ab_two + "}",
+         "variants[1].body"},
+        {R"({"variants": [{"name": "a"}, {"name": "b", "subject": "x\ny"}], )" + ab_two + "}",
+         "variants[1].subject"},
+        {R"({"variants": [{"name": "a"}, {"name": "b", "from_name": 1}], )" + ab_two + "}",
+         "variants[1].from_name"},
+        {R"({"variants": [{"name": "a"}, {"name": "b", "html": "<p>"}], )" + ab_two + "}",
+         "variants[1].html"},
+        {R"({"text": null, "html": "<p>", "variants": [{"name": "a"},
+             {"name": "b", "text": "t"}], )" +
+             ab_two + "}",
+         "variants[1].text"},
+        {R"({"variants": [{"name": "a"}, {"name": "b", "text": "nul\u0000"}], )" + ab_two + "}",
+         "variants[1].text"},
+        {"{" + kTwo + "}", "ab"},
+        {"{" + kAb + "}", "ab"},
+        {"{" + kTwo + R"(, "ab": [10, 10]})", "ab"},
+        {"{" + kTwo + R"(, "ab": {"duration": "1h", "metric": "clicks"}})", "ab.split"},
+        {"{" + kTwo + R"(, "ab": {"split": [10], "duration": "1h", "metric": "clicks"}})",
+         "ab.split"},
+        {"{" + kTwo + R"(, "ab": {"split": [60, 50], "duration": "1h", "metric": "clicks"}})",
+         "ab.split"},
+        {"{" + kTwo + R"(, "ab": {"split": [0, 10], "duration": "1h", "metric": "clicks"}})",
+         "ab.split[0]"},
+        {"{" + kTwo + R"(, "ab": {"split": [10, "10"], "duration": "1h", "metric": "clicks"}})",
+         "ab.split[1]"},
+        {"{" + kTwo + R"(, "ab": {"split": [10, -1], "duration": "1h", "metric": "clicks"}})",
+         "ab.split[1]"},
+        {"{" + kTwo + R"(, "ab": {"split": [10, 10], "metric": "clicks"}})", "ab.duration"},
+        {"{" + kTwo + R"(, "ab": {"split": [10, 10], "duration": "31d", "metric": "clicks"}})",
+         "ab.duration"},
+        {"{" + kTwo + R"(, "ab": {"split": [10, 10], "duration": "0s", "metric": "clicks"}})",
+         "ab.duration"},
+        {"{" + kTwo + R"(, "ab": {"split": [10, 10], "duration": 60, "metric": "clicks"}})",
+         "ab.duration"},
+        {"{" + kTwo + R"(, "ab": {"split": [10, 10], "duration": "1h"}})", "ab.metric"},
+        {"{" + kTwo + R"(, "ab": {"split": [10, 10], "duration": "1h", "metric": "bounces"}})",
+         "ab.metric"},
+        {"{" + kTwo + R"(, "ab": {"split": [10, 10], "duration": "1h", "metric": "clicks",
+             "winner": "a"}})",
+         "ab.winner"},
+        {R"({"subject": null, "text": null, "from": null,
+             "raw": "From: a@example.com\r\nSubject: x\r\n\r\nbody", )" +
+             kTwo + ", " + kAb + "}",
+         "variants"},
+    };
+    for (const auto& c : cases) {
+        CAPTURE(c.patch);
+        const auto e = error_of(request(c.patch));
+        CHECK(e.status == 400);
+        CHECK(e.field == c.field);
+        CHECK_FALSE(e.message.empty());
+    }
+}
+
+TEST_CASE("tracking becomes the X-Ember-Track value; a malformed one names its field") {
+    const std::pair<std::string, std::string> cases[] = {
+        {R"({"tracking": {"opens": true, "clicks": true}})", "opens, clicks"},
+        {R"({"tracking": {"opens": true}})", "opens"},
+        {R"({"tracking": {"clicks": true, "opens": false}})", "clicks"},
+        {R"({"tracking": {}})", "none"},
+        {R"({})", ""},
+    };
+    for (const auto& [patch, want] : cases) {
+        CAPTURE(patch);
+        auto result = ed::parse_message_request(request(patch), kLimits);
+        REQUIRE(std::holds_alternative<ed::MessageRequest>(result));
+        CHECK(std::get<ed::MessageRequest>(result).track == want);
+    }
+    CHECK(error_of(request(R"({"tracking": true})")).field == "tracking");
+    CHECK(error_of(request(R"({"tracking": {"opens": "yes"}})")).field == "tracking.opens");
+    CHECK(error_of(request(R"({"tracking": {"pixels": true}})")).field == "tracking.pixels");
+}

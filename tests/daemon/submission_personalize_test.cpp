@@ -275,3 +275,28 @@ TEST_CASE("delivered and opened events update the contact; other events do not")
     CHECK(contact->engagement.last_delivery_ms == delivered.time_ms);
     CHECK_FALSE(c.contacts->get("other@dest.example").has_value());
 }
+
+TEST_CASE("a machine open or click is not engagement; a human one is") {
+    Contacts c;
+    feedback::Event open;
+    open.type = feedback::EventType::Opened;
+    open.recipient = "prefetched@dest.example";
+    open.sending_domain = "sender.example";
+    open.time_ms = at("2026-03-02T08:00:00Z");
+    open.extra["machine"] = true;
+    open.extra["machine_reason"] = "apple-mpp";
+    CHECK_FALSE(daemon::record_contact_event(*c.contacts, open));
+    auto click = open;
+    click.type = feedback::EventType::Clicked;
+    click.extra["machine_reason"] = "fast-click";
+    CHECK_FALSE(daemon::record_contact_event(*c.contacts, click));
+    auto human = open;
+    human.recipient = "reader@dest.example";
+    human.extra["machine"] = false;
+    CHECK(daemon::record_contact_event(*c.contacts, human));
+    c.opens("marker@dest.example", open.time_ms, 1); // after the queued writes
+    CHECK_FALSE(c.contacts->get("prefetched@dest.example").has_value());
+    const auto reader = c.contacts->get("reader@dest.example");
+    REQUIRE(reader.has_value());
+    CHECK(reader->engagement.last_open_ms == open.time_ms);
+}

@@ -259,3 +259,89 @@ TEST_CASE("list_unsubscribe_for signs both tokens for the recipient and sending 
     CHECK(s.verify_unsubscribe_mailto_token(mailto_token, senders, domains).ok());
     CHECK(h.list_unsubscribe_post == "List-Unsubscribe=One-Click");
 }
+
+namespace {
+
+TrackingId click_id() {
+    TrackingId id;
+    id.kind = TrackingKind::Click;
+    id.queue_id = kQueueId;
+    id.dispatched_at = 1'790'000'000;
+    id.recipient = "Bob@Example.net";
+    id.sending_domain = "news.example.com";
+    id.campaign = "spring-sale";
+    id.ab_test = "t1";
+    id.variant = "b";
+    id.url = "https://shop.example.com/p?id=1&utm_source=mail#top";
+    return id;
+}
+
+} // namespace
+
+TEST_CASE("a tracking token carries everything an open or click event needs, URL safe") {
+    const auto s = signer({kNew});
+    auto open = click_id();
+    open.kind = TrackingKind::Open;
+    open.url.clear();
+    for (const auto& id : {click_id(), open}) {
+        CAPTURE(id.url);
+        const auto token = s.tracking_token(id);
+        CHECK(token.find_first_not_of(
+                  "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") ==
+              std::string::npos);
+        const auto check = s.verify_tracking_token(token);
+        CHECK(check.status == TokenStatus::Ok);
+        CHECK(check.id == id);
+        CHECK(check.key_id == "2026a");
+    }
+}
+
+TEST_CASE("an open token without campaign or test stays short") {
+    const auto s = signer({kNew});
+    TrackingId id;
+    id.queue_id = kQueueId;
+    id.dispatched_at = 1'790'000'000;
+    id.recipient = "someone@example.org";
+    id.sending_domain = "example.com";
+    const auto token = s.tracking_token(id);
+    CAPTURE(token);
+    CHECK(token.size() < 90);
+}
+
+TEST_CASE("a tampered tracking token never verifies, and a changed URL is a bad signature") {
+    const auto s = signer({kNew});
+    const auto token = s.tracking_token(click_id());
+    for (const auto& changed : one_char_changes(
+             token, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")) {
+        CAPTURE(changed);
+        CHECK_FALSE(s.verify_tracking_token(changed).ok());
+    }
+    // A character inside the URL (the payload's tail, before the 16 MAC
+    // characters): the shape still reads, only the signature is wrong.
+    auto in_url = token;
+    const auto pos = token.size() - 16 - 20;
+    in_url[pos] = in_url[pos] == 'A' ? 'B' : 'A';
+    CHECK(s.verify_tracking_token(in_url).status == TokenStatus::BadSignature);
+    // Signed by a key we do not hold: a bad signature.
+    auto evil = click_id();
+    evil.url = "https://evil.example.net/";
+    const TokenKey foreign{"x", "ffffffffffffffffffffffffffffffff"};
+    CHECK(s.verify_tracking_token(signer({foreign}).tracking_token(evil)).status ==
+          TokenStatus::BadSignature);
+    CHECK(s.verify_tracking_token("").status == TokenStatus::Malformed);
+    CHECK(s.verify_tracking_token("not a token!").status == TokenStatus::Malformed);
+    CHECK(s.verify_tracking_token(std::string(kMaxTrackingToken + 1, 'A')).status ==
+          TokenStatus::Malformed);
+}
+
+TEST_CASE("tracking tokens rotate keys and are not unsubscribe tokens") {
+    const auto old_signer = signer({kOld});
+    const auto both = signer({kNew, kOld});
+    const auto token = old_signer.tracking_token(click_id());
+    CHECK(both.verify_tracking_token(token).key_id == "2025a");
+    CHECK(signer({kNew}).verify_tracking_token(token).status == TokenStatus::BadSignature);
+    // An unsubscribe URL token is base64url too: it must not pass as tracking.
+    const auto unsub = both.unsubscribe_url_token("bob@example.net", "example.com");
+    CHECK_FALSE(both.verify_tracking_token(unsub).ok());
+    CHECK_FALSE(both.verify_unsubscribe_url_token(both.tracking_token(click_id())).ok());
+}

@@ -174,6 +174,34 @@ def test_get_message_shows_each_recipient_state():
         expect_error(call(d, "GET", "/v1/messages/not-an-id"), 404, "id")
 
 
+def test_send_within_plans_each_recipients_first_attempt_from_its_opens():
+    import datetime
+    fmt = "%Y-%m-%dT%H:%M:%SZ"
+    with Daemon(sections=key_sections()) as d:
+        now = datetime.datetime.now(datetime.timezone.utc)
+        slot = (now + datetime.timedelta(hours=3)).replace(minute=0, second=0, microsecond=0)
+        for week in range(1, 7):  # opens at that hour of the week in past weeks
+            at = slot + datetime.timedelta(minutes=10) - datetime.timedelta(weeks=week)
+            d.ctl("contacts", "event", "reader@dest.test", "open", "--at", at.strftime(fmt),
+                  "--domain", "sender.test")
+        got = call(d, "POST", "/v1/messages",
+                   message(recipients=["reader@dest.test", "newbie@dest.test"],
+                           send_within="24h"))
+        expect_eq(got[0], 202, f"status ({got[2]})")
+        planned = {}
+        for m in got[2]["messages"]:
+            shown = d.ctl_json("queue", "show", m["id"])
+            names = [h["name"].lower() for h in shown["headers"]]
+            check("x-ember-send-within" not in names, f"the field is stripped: {names}")
+            for r in shown["recipients"]:
+                planned[r["address"]] = r["next_attempt"]
+        expect_eq(planned["reader@dest.test"], slot.strftime(fmt), "the reader's hour")
+        newbie = datetime.datetime.strptime(planned["newbie@dest.test"], fmt).replace(
+            tzinfo=datetime.timezone.utc)
+        check(newbie <= now + datetime.timedelta(minutes=1),
+              f"no history goes now ({planned['newbie@dest.test']})")
+
+
 # ---- suppressions ----
 
 def test_suppressions_are_listed_in_pages_and_deleted():
@@ -280,3 +308,37 @@ def test_an_accepted_message_arrives_once_per_recipient_with_its_own_to_and_vars
         attachments = list(ann.iter_attachments())
         expect_eq([a.get_filename() for a in attachments], ["note.txt"], "attachments")
         expect_eq(attachments[0].get_content(), "attached bytes", "attachment bytes")
+
+
+# ---- HTTPS on the listener ([http] tls) ----
+
+def test_with_http_tls_the_api_is_served_over_https_only():
+    import http.client
+    import ssl
+    port = free_port()
+    listener = {"listen": f"127.0.0.1:{port}", "tls": True}
+    with Daemon(http=False, tls=True, sections=key_sections({"http": listener})) as d:
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        conn = http.client.HTTPSConnection("127.0.0.1", port, timeout=30, context=context)
+        body = json.dumps(message(recipients=["a@dest.test"]))
+        conn.request("POST", "/v1/messages", body=body,
+                     headers={"Authorization": f"Bearer {TOKEN}",
+                              "Content-Type": "application/json"})
+        reply = conn.getresponse()
+        answer = json.loads(reply.read())
+        expect_eq(reply.status, 202, f"status over HTTPS ({answer})")
+        check(conn.sock.version() in ("TLSv1.2", "TLSv1.3"), "a TLS session")
+        conn.close()
+        # A plain HTTP request to the HTTPS listener is not served.
+        plain = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        served = True
+        try:
+            plain.request("GET", "/healthz")
+            served = plain.getresponse().status == 200
+        except (OSError, http.client.HTTPException):
+            served = False
+        plain.close()
+        check(not served, "plain HTTP is refused on an HTTPS listener")
+
