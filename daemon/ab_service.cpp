@@ -223,15 +223,27 @@ std::unique_ptr<AbService> AbService::create(asio::any_io_executor executor, que
         return nullptr;
     s->table_ = *table;
     std::size_t unreadable = 0;
+    std::vector<queue::Store::KvWrite> expired;
+    const auto oldest = s->clock_() - kAbRetentionMs;
     store.kv_scan(*table, "", "", [&](std::string_view key, std::string_view value) {
-        if (auto t = ab_test_from_json(value))
-            s->tests_.emplace(std::string(key), std::move(*t));
-        else
+        auto t = ab_test_from_json(value);
+        if (!t)
             ++unreadable;
+        else if (t->decided && t->decided_ms < oldest)
+            expired.push_back({*table, std::string(key), std::nullopt});
+        else
+            s->tests_.emplace(std::string(key), std::move(*t));
         return true;
     });
     if (unreadable > 0)
         log::warning("ab.records_unreadable", "count={}", unreadable);
+    if (!expired.empty()) {
+        log::info("ab.records_expired", "count={}", expired.size());
+        store.kv_write(std::move(expired), [](queue::CommitResult r) {
+            if (r.status != queue::CommitStatus::Ok)
+                log::warning("ab.expire_failed", "error={}", log::q(r.detail));
+        });
+    }
     s->last_save_ms_ = s->clock_();
     return s;
 }

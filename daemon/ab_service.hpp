@@ -27,7 +27,8 @@
 // Counts live in memory and are saved every kSaveInterval and at stop()
 // when they changed (best effort, like the feedback rates: a crash loses
 // at most that interval of counts, never a test or a decision). Decided
-// tests stay in the table (reports read them); nothing expires them yet.
+// tests stay in the table for kAbRetentionMs after their decision (400
+// days, like the campaign counters), then go at the next start.
 //
 // Unknown test (X-Ember-AB names an id with no record: a record lost, or
 // a field written by hand): a cell recipient still gets its named variant,
@@ -71,6 +72,7 @@ inline constexpr std::string_view kRestCell = "rest";
 // The rest are held a little past decide_at, so the timer (which looks
 // every kAbTick) decides first and the release brings them back.
 inline constexpr std::int64_t kHoldMarginMs = 5000;
+inline constexpr std::int64_t kAbRetentionMs = std::int64_t{400} * 24 * 3600 * 1000;
 
 struct AbCell {
     std::string name;

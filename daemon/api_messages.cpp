@@ -9,6 +9,7 @@
 #include "daemon/api_service.hpp"
 #include "daemon/feedback_async.hpp"
 #include "daemon/personalize_service.hpp"
+#include "daemon/tracking_service.hpp"
 #include "personalize/compose.hpp"
 #include "personalize/rfc2047.hpp"
 #include "queue/store.hpp"
@@ -251,6 +252,28 @@ void check_recipients(const ApiService& api, const ApiKey& key, const HttpReques
 
 namespace {
 
+// An A/B test decided by a metric nobody measures would always pick the
+// control: refuse it. Tracking lives in HTML parts, must be on for the
+// From: domain or asked for by the request, and needs signing keys.
+std::optional<HttpResponse> untracked_metric(const ApiSettings& settings, const MessageRequest& r) {
+    if (r.variants.empty() || !r.ab)
+        return std::nullopt;
+    const bool clicks = r.ab->metric == "clicks";
+    const auto choice =
+        tracking_choice(settings.tracking, r.from_domain,
+                        r.track.empty() ? std::nullopt : std::optional<std::string>(r.track));
+    const bool tracked =
+        settings.tracking_signed && r.html && (clicks ? choice.clicks : choice.opens);
+    if (tracked)
+        return std::nullopt;
+    return api_error(400, "ab.metric",
+                     fmt::format("{} are not tracked for this message: the test needs an html "
+                                 "part and {} tracking ([tracking] domains with {} or the "
+                                 "request's \"tracking\", and [feedback] token_keys with [http] "
+                                 "public_url)",
+                                 r.ab->metric, clicks ? "click" : "open", r.from_domain));
+}
+
 // Parse, scope, queue depth: what answers before any policy runs.
 std::variant<Plan, HttpResponse> plan_request(const ApiService& api, const ApiKey& key,
                                               const HttpRequest& request) {
@@ -268,6 +291,8 @@ std::variant<Plan, HttpResponse> plan_request(const ApiService& api, const ApiKe
     if (!key.allows(r.from_domain))
         return api_error(403, r.raw ? "raw" : "from",
                          fmt::format("the key {} may not send as {}", key.name, r.from_domain));
+    if (auto refused = untracked_metric(api.settings(), r))
+        return std::move(*refused);
     const auto high_water = api.settings().queue_high_water;
     if (high_water > 0 && pending_recipients(*api.parts().store) + r.recipients.size() > high_water)
         return HttpResponse{429,

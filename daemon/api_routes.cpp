@@ -245,6 +245,8 @@ ApiSettings api_settings(const Config& config) {
     s.queue_high_water = config.http.queue_high_water;
     s.max_recipients = config.http.max_recipients;
     s.listener = config.http.listen.value_or(core::Endpoint{});
+    s.tracking = config.tracking;
+    s.tracking_signed = !config.feedback.token_keys.empty() && !config.http.public_url.empty();
     return s;
 }
 

@@ -66,7 +66,9 @@ struct ApiSettings {
     std::shared_ptr<const ApiKeys> keys = std::make_shared<const ApiKeys>();
     std::uint64_t queue_high_water = 0;
     std::uint32_t max_recipients = 1000;
-    core::Endpoint listener; // the [http] listen address: the submission's "listener"
+    core::Endpoint listener;      // the [http] listen address: the submission's "listener"
+    TrackingConfig tracking;      // an A/B test's metric must be tracked
+    bool tracking_signed = false; // token_keys and public_url: tracking can sign links
 };
 
 [[nodiscard]] ApiSettings api_settings(const Config& config);

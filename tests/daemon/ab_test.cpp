@@ -328,7 +328,8 @@ TEST_CASE("records, counts and decisions survive a restart") {
     // Store writes commit in order: once this one is durable, the saves are too.
     f.create("later", {"a", "b"});
     std::string error;
-    auto again = daemon::AbService::create(f.io.get_executor(), *f.store, error);
+    auto again =
+        daemon::AbService::create(f.io.get_executor(), *f.store, error, [&f] { return f.now; });
     REQUIRE_MESSAGE(again, error);
     const auto* t = again->find("t6");
     REQUIRE(t != nullptr);
@@ -338,6 +339,26 @@ TEST_CASE("records, counts and decisions survive a restart") {
     CHECK(t->cells[1].counts.clicks == 1);
     CHECK(t->cells[0].counts.delivered == 1);
     CHECK(t->created_ms == kNow);
+}
+
+TEST_CASE("a decided test is dropped kAbRetentionMs after its decision; an open one stays") {
+    Fixture f;
+    f.create("old", {"a", "b"});
+    f.now = kNow + 3'600'000;
+    CHECK(f.ab->decide_due() == 1);
+    f.now += daemon::kAbRetentionMs + 1;
+    f.create("open", {"a", "b"}); // undecided, and its commit follows the decision's
+    std::string error;
+    auto later =
+        daemon::AbService::create(f.io.get_executor(), *f.store, error, [&f] { return f.now; });
+    REQUIRE_MESSAGE(later, error);
+    CHECK(later->find("old") == nullptr);
+    CHECK(later->find("open") != nullptr);
+    f.create("flush", {"a", "b"}); // the erase committed before this one
+    auto third =
+        daemon::AbService::create(f.io.get_executor(), *f.store, error, [&f] { return f.now; });
+    REQUIRE_MESSAGE(third, error);
+    CHECK(third->find("old") == nullptr);
 }
 
 TEST_CASE("X-Ember-AB parses as ID; cell=NAME and refuses anything else") {

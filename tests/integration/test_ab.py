@@ -38,10 +38,10 @@ def _line_index(log, pattern):
 
 
 def test_cells_get_their_variant_and_the_rest_get_the_winner_after_the_decision():
-    with delivering_world() as (d, rcv):
-        from delivery_peers import MX1
+    with tracking_world() as (d, rcv):
         recipients = [f"r{i:02}@dest.test" for i in range(20)]
         body = message(subject="Subject A", campaign="ab-spring", recipients=recipients,
+                       html='<p>Sale</p><a href="https://shop.example/sale">Shop</a>',
                        variants=[{"name": "a"}, {"name": "b", "subject": "Subject B"}],
                        ab={"split": [25, 25], "duration": "3s", "metric": "clicks"})
         got = call(d, "POST", "/v1/messages", body)
@@ -90,6 +90,14 @@ def test_cells_get_their_variant_and_the_rest_get_the_winner_after_the_decision(
 
 def test_variants_are_refused_with_the_field_named():
     with delivering_world() as (d, _):
+        # Without tracking nobody's clicks are counted: the test could only
+        # ever pick the control.
+        got = call(d, "POST", "/v1/messages",
+                   message(html="<p>Hi</p>", variants=[{"name": "a"}, {"name": "b",
+                                                                    "subject": "B"}],
+                           ab={"split": [10, 10], "duration": "1h", "metric": "clicks"}))
+        expect_eq(got[0], 400, f"status ({got[2]})")
+        expect_eq(got[2]["error"]["field"], "ab.metric", "an untracked metric")
         got = call(d, "POST", "/v1/messages",
                    message(variants=[{"name": "a"}, {"name": "b", "subject": "B"}]))
         expect_eq(got[0], 400, f"status ({got[2]})")
