@@ -1,5 +1,7 @@
 #include "daemon/config_tables.hpp"
 
+#include "core/ascii.hpp"
+
 #include <utility>
 
 namespace ember::daemon {
@@ -278,6 +280,24 @@ bool valid_hostname(std::string_view name) {
             return true;
         name.remove_prefix(dot + 1);
     }
+}
+
+bool read_domain_list(const toml::value& v, std::vector<std::string>& out,
+                      const cfg::Context& ctx) {
+    std::vector<std::string> list;
+    if (!cfg::read_string_list(v, list, ctx))
+        return false;
+    for (auto& d : list) {
+        d = core::ascii_lower(d);
+        if (d.ends_with('.'))
+            d.pop_back();
+        if (d != "*" && (d.empty() || d.find_first_of(" @,;\t") != std::string::npos)) {
+            ctx.error(v, "domains: " + cfg::quote(d) + " is not a domain name (or \"*\")");
+            return false;
+        }
+    }
+    out = std::move(list);
+    return true;
 }
 
 const std::vector<Section>& sections() {

@@ -47,4 +47,10 @@ struct Section {
 // (RFC 1035 2.3.1, RFC 1123 2.1), 1..63 octets each, 253 in all, not an IP.
 [[nodiscard]] bool valid_hostname(std::string_view name);
 
+// A list of sending domains ([[api_key]] domains, [tracking] domains):
+// lowercased, a trailing dot dropped, "*" standing for every domain. False
+// (and an error at `v`) when an entry is not a domain name.
+[[nodiscard]] bool read_domain_list(const toml::value& v, std::vector<std::string>& out,
+                                    const core::config::Context& ctx);
+
 } // namespace ember::daemon

@@ -46,18 +46,8 @@ cfg::Field<ApiKeyConfig> domains_field() {
     auto field = cfg::string_list_field<ApiKeyConfig>("domains", &ApiKeyConfig::domains);
     field.parse = [](const toml::value& v, ApiKeyConfig& k, const cfg::Context& ctx) {
         std::vector<std::string> list;
-        if (!cfg::read_string_list(v, list, ctx))
+        if (!read_domain_list(v, list, ctx))
             return;
-        for (auto& d : list) {
-            d = core::ascii_lower(d);
-            if (d.ends_with('.'))
-                d.pop_back();
-            const bool ok = d == "*" || (!d.empty() && d.find_first_of(" @,;\t") == d.npos);
-            if (!ok) {
-                ctx.error(v, "domains: " + cfg::quote(d) + " is not a domain name (or \"*\")");
-                return;
-            }
-        }
         if (list.empty()) {
             ctx.error(v, "domains must name at least one sending domain (or \"*\")");
             return;

@@ -6,8 +6,6 @@
 
 #include "daemon/config_tables.hpp"
 
-#include "core/ascii.hpp"
-
 #include <utility>
 
 namespace ember::daemon {
@@ -21,18 +19,8 @@ cfg::Field<TrackingConfig> domains_field() {
     auto field = cfg::string_list_field<TrackingConfig>("domains", &TrackingConfig::domains);
     field.parse = [](const toml::value& v, TrackingConfig& t, const cfg::Context& ctx) {
         std::vector<std::string> list;
-        if (!cfg::read_string_list(v, list, ctx))
-            return;
-        for (auto& d : list) {
-            d = core::ascii_lower(d);
-            if (d.ends_with('.'))
-                d.pop_back();
-            if (d != "*" && (d.empty() || d.find_first_of(" @,;\t") != std::string::npos)) {
-                ctx.error(v, "domains: " + cfg::quote(d) + " is not a domain name (or \"*\")");
-                return;
-            }
-        }
-        t.domains = std::move(list);
+        if (read_domain_list(v, list, ctx))
+            t.domains = std::move(list);
     };
     return field;
 }

@@ -96,7 +96,7 @@ void put_u64(Bytes& out, std::uint64_t v) {
         out.push_back(static_cast<char>((v >> shift) & 0xff));
 }
 
-void put_leb128(Bytes& out, std::uint32_t v) {
+void put_leb128_64(Bytes& out, std::uint64_t v) {
     do {
         auto byte = static_cast<std::uint8_t>(v & 0x7f);
         v >>= 7;
@@ -104,6 +104,10 @@ void put_leb128(Bytes& out, std::uint32_t v) {
             byte |= 0x80;
         out.push_back(static_cast<char>(byte));
     } while (v != 0);
+}
+
+void put_leb128(Bytes& out, std::uint32_t v) {
+    put_leb128_64(out, v);
 }
 
 // Fixed-width big-endian read; false when the input is too short.
@@ -117,15 +121,13 @@ template <typename T> bool get_be(std::string_view& in, T& value) {
     return true;
 }
 
-// Canonical LEB128 only (no redundant trailing zero groups), so one index
-// has one spelling.
-bool get_leb128(std::string_view& in, std::uint32_t& value) {
+// Canonical LEB128 only (no redundant trailing zero groups), so one value
+// has one spelling; at most 9 groups (63 bits).
+bool get_leb128_64(std::string_view& in, std::uint64_t& value) {
     value = 0;
-    for (std::size_t i = 0; i < 5 && i < in.size(); ++i) {
+    for (std::size_t i = 0; i < 9 && i < in.size(); ++i) {
         const auto byte = static_cast<unsigned char>(in[i]);
-        if (i == 4 && byte > 0x0f)
-            return false;
-        value |= static_cast<std::uint32_t>(byte & 0x7f) << (7 * i);
+        value |= static_cast<std::uint64_t>(byte & 0x7f) << (7 * i);
         if ((byte & 0x80) == 0) {
             if (i > 0 && byte == 0)
                 return false;
@@ -134,6 +136,18 @@ bool get_leb128(std::string_view& in, std::uint32_t& value) {
         }
     }
     return false;
+}
+
+// The same for a 32-bit value: a canonical encoding of a larger value is
+// refused (5 groups at most, the last below 0x10).
+bool get_leb128(std::string_view& in, std::uint32_t& value) {
+    auto rest = in;
+    std::uint64_t wide = 0;
+    if (!get_leb128_64(rest, wide) || wide > 0xffffffffu)
+        return false;
+    in = rest;
+    value = static_cast<std::uint32_t>(wide);
+    return true;
 }
 
 std::string base32_encode(std::string_view bytes) {
@@ -244,32 +258,6 @@ Bytes ember_id_payload(std::uint64_t queue_id, std::uint32_t index, std::string_
     put_u32(out, index);
     out.append(address);
     return out;
-}
-
-void put_leb128_64(Bytes& out, std::uint64_t v) {
-    do {
-        auto byte = static_cast<std::uint8_t>(v & 0x7f);
-        v >>= 7;
-        if (v != 0)
-            byte |= 0x80;
-        out.push_back(static_cast<char>(byte));
-    } while (v != 0);
-}
-
-// Canonical LEB128 of at most 9 groups (63 bits).
-bool get_leb128_64(std::string_view& in, std::uint64_t& value) {
-    value = 0;
-    for (std::size_t i = 0; i < 9 && i < in.size(); ++i) {
-        const auto byte = static_cast<unsigned char>(in[i]);
-        value |= static_cast<std::uint64_t>(byte & 0x7f) << (7 * i);
-        if ((byte & 0x80) == 0) {
-            if (i > 0 && byte == 0)
-                return false;
-            in.remove_prefix(i + 1);
-            return true;
-        }
-    }
-    return false;
 }
 
 void put_string(Bytes& out, std::string_view text) {
