@@ -31,19 +31,6 @@ struct ScriptedDeliverer final : core::Deliverer {
     }
 };
 
-core::Outcome outcome(OutcomeKind kind, int code, std::string enhanced, std::string text) {
-    core::Outcome o;
-    o.kind = kind;
-    o.scope = core::OutcomeScope::Recipient;
-    o.code = code;
-    o.enhanced = std::move(enhanced);
-    o.text = std::move(text);
-    o.command = "RCPT TO";
-    o.remote_host = "mx1.dest.test";
-    o.remote_ip = "192.0.2.1";
-    return o;
-}
-
 constexpr const char* kCampaignFrom = "From: News <news@Sender.test>\r\n"
                                       "X-Ember-Campaign:  spring-sale \r\n"
                                       "X-Ember-Tags: news, promo ,,\r\n"

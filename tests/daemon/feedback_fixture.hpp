@@ -29,6 +29,21 @@ inline constexpr const char* kFbl = "fbl@bounce.test";
 inline constexpr const char* kPublicUrl = "https://mta.test.example";
 inline constexpr std::int64_t kNow = 1'780'000'000'000; // 2026-05-28
 
+// A recipient-scoped reply to RCPT TO from mx1.dest.test (192.0.2.1).
+inline core::Outcome outcome(core::OutcomeKind kind, int code, std::string enhanced,
+                             std::string text) {
+    core::Outcome o;
+    o.kind = kind;
+    o.scope = core::OutcomeScope::Recipient;
+    o.code = code;
+    o.enhanced = std::move(enhanced);
+    o.text = std::move(text);
+    o.command = "RCPT TO";
+    o.remote_host = "mx1.dest.test";
+    o.remote_ip = "192.0.2.1";
+    return o;
+}
+
 inline daemon::Config feedback_config(const std::string& dir) {
     daemon::Config c;
     c.file = dir + "/ember.toml";

@@ -54,19 +54,6 @@ struct ScriptedDeliverer final : core::Deliverer {
     }
 };
 
-core::Outcome outcome(OutcomeKind kind, int code, std::string enhanced, std::string text) {
-    core::Outcome o;
-    o.kind = kind;
-    o.scope = core::OutcomeScope::Recipient;
-    o.code = code;
-    o.enhanced = std::move(enhanced);
-    o.text = std::move(text);
-    o.command = "RCPT TO";
-    o.remote_host = "mx1.dest.test";
-    o.remote_ip = "192.0.2.1";
-    return o;
-}
-
 std::string header_value(const std::string& content, std::string_view name) {
     const auto header = smtp::parse_header_block(content);
     const auto* f = smtp::find_field(header, name);
